@@ -1,0 +1,1 @@
+"""human3r package."""
