@@ -1,0 +1,17 @@
+"""Errors raised by the storage package: each names the cause and the next step."""
+
+
+class StorageError(Exception):
+    """Base class for every error the storage package raises on purpose."""
+
+
+class DatasetNotFoundError(StorageError):
+    """No dataset at the given root."""
+
+
+class SchemaMismatchError(StorageError):
+    """The dataset (or a table handed to the writer) does not match this code's schema."""
+
+
+class QueryError(StorageError):
+    """User SQL failed: bad syntax, unknown column, or a statement that is not a read."""
