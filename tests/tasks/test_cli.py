@@ -1,0 +1,95 @@
+"""`human3r query`, `schema` and `synth` as a user runs them (the real console script, in a subprocess)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from storage import schema as S
+
+HUMAN3R = shutil.which("human3r") or ""
+
+
+def run(*args, ok=True):
+    cmd = [HUMAN3R, *args] if HUMAN3R else [sys.executable, "-m", "tasks.cli", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "ds"
+    out = run("synth", "--root", str(root), "--videos", "3", "--frames", "40", "--points-per-frame", "8")
+    assert "wrote 3 synthetic videos" in out.stdout
+    return root
+
+
+def test_query_formats(dataset):
+    sql = "SELECT video_id, count(*) AS n FROM frames GROUP BY 1 ORDER BY 1"
+    rows = json.loads(run("query", "--root", str(dataset), "--format", "json", sql).stdout)
+    assert len(rows) == 3 and all(r["n"] == 40 for r in rows)
+    table = list(csv.reader(io.StringIO(run("query", "--root", str(dataset), "--format", "csv", sql).stdout)))
+    assert table[0] == ["video_id", "n"] and len(table) == 4
+    text = run("query", "--root", str(dataset), sql).stdout
+    assert rows[0]["video_id"] in text and "3 rows" in text
+
+
+def test_query_lists_as_json_in_csv(dataset):
+    out = run("query", "--root", str(dataset), "--format", "csv",
+              "SELECT cam_to_world FROM frames ORDER BY video_id, frame_idx LIMIT 1").stdout
+    value = list(csv.reader(io.StringIO(out)))[1][0]
+    matrix = json.loads(value)
+    assert len(matrix) == 16 and matrix[12:] == [0.0, 0.0, 0.0, 1.0]  # last row of a rigid transform
+
+
+def test_dataset_from_environment(dataset, monkeypatch):
+    monkeypatch.setenv("HUMAN3R_DATASET", str(dataset))
+    assert run("query", "--format", "json", "SELECT count(*) AS n FROM videos").stdout.strip() == '[{"n": 3}]'
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["SELEC 1"], "syntax error"),
+    (["COPY (SELECT 1) TO 'x.csv'"], "only read queries"),
+    (["SELECT nope FROM humans"], "nope"),
+])
+def test_query_errors_are_one_line(dataset, args, needle):
+    proc = run("query", "--root", str(dataset), *args, ok=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_dataset_says_what_to_do(tmp_path):
+    proc = run("query", "--root", str(tmp_path / "none"), "SELECT 1", ok=False)
+    assert proc.returncode == 2 and "no dataset at" in proc.stderr and "human3r" in proc.stderr
+
+
+def test_wrong_schema_version_is_refused(dataset, tmp_path):
+    copy = tmp_path / "old"
+    shutil.copytree(dataset, copy)
+    (copy / S.DATASET_FILE).write_text(json.dumps({"schema_version": 0}))
+    proc = run("query", "--root", str(copy), "SELECT 1", ok=False)
+    assert proc.returncode == 2 and "schema version 0" in proc.stderr
+
+
+def test_schema_documents_every_column():
+    text = run("schema").stdout
+    for table in S.TABLES.values():
+        assert f"## {table.name}" in text
+        for col in table.columns:
+            assert f"`{col.name}`" in text
+
+
+def test_help_explains():
+    out = run("--help").stdout
+    for word in ("query", "schema", "synth"):
+        assert word in out
+    assert "track_speed()" in run("query", "--help").stdout
