@@ -1,1 +1,24 @@
-"""human3r package."""
+"""Human3R: streaming 4D humans + scene reconstruction (CUT3R + Multi-HMR prompt tokens -> SMPL-X).
+
+Importing the package pulls in torch and numpy only. Public names:
+`Human3R`, `Human3RConfig`, `FrameOutput`, `Humans`, `State`, `Frame`, `prepare_frame`, `run_stream`, `StreamFrame`.
+"""
+
+from human3r.config import Human3RConfig
+from human3r.decoder import State
+from human3r.model import Human3R
+from human3r.outputs import FrameOutput, Humans
+from human3r.preprocess import Frame, prepare_frame
+from human3r.stream import StreamFrame, run_stream
+
+__all__ = [
+    "Frame",
+    "FrameOutput",
+    "Human3R",
+    "Human3RConfig",
+    "Humans",
+    "State",
+    "StreamFrame",
+    "prepare_frame",
+    "run_stream",
+]

@@ -1,0 +1,46 @@
+"""CUT3R image encoder: conv patch embedding, ViT blocks with (float16-rounded) RoPE2D, final LayerNorm.
+
+Also holds the ray-map encoder that the reference builds but never runs at inference (`patch_embed_ray_map`,
+`enc_blocks_ray_map`, `enc_norm_ray_map`); it exists only so checkpoints load strictly.
+Attribute names are the reference state-dict names (the model flattens this module's prefix away).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from human3r.config import EncoderConfig
+from human3r.layers import LN_EPS, Block, PatchEmbed
+
+
+class ImageEncoder(nn.Module):
+    """(1, 3, H, W) normalised image -> (1, N, C) tokens and (1, N, 2) int64 (row, col) patch positions."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        rope = "fp16" if cfg.rope_fp16 else "fp32"
+        self.patch_embed = PatchEmbed(3, cfg.embed_dim, cfg.patch_size)
+        self.enc_blocks = nn.ModuleList(
+            [Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, rope, cfg.rope_base) for _ in range(cfg.depth)]
+        )
+        self.enc_norm = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
+        # Unused at inference (ray-map input branch); kept for state-dict parity.
+        self.patch_embed_ray_map = PatchEmbed(6, cfg.embed_dim, cfg.patch_size)
+        self.enc_blocks_ray_map = nn.ModuleList(
+            [Block(cfg.embed_dim, cfg.ray_num_heads, cfg.mlp_ratio, rope, cfg.rope_base) for _ in range(cfg.ray_depth)]
+        )
+        self.enc_norm_ray_map = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
+
+    def forward(self, img: torch.Tensor, trace: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        x, pos = self.patch_embed(img)
+        for i, blk in enumerate(self.enc_blocks):
+            x = blk(x, pos)
+            if trace is not None:
+                trace[f"enc_block{i}"] = x
+        x = self.enc_norm(x)
+        if trace is not None:
+            trace["enc_pos"] = pos
+            trace["enc_out"] = x
+        return x, pos

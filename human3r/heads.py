@@ -1,0 +1,295 @@
+"""Prediction heads: DPT pointmap/colour heads, camera pose, world-view adaLN branch, human detection and mask
+(frozen Multi-HMR heads), prompt fusion and SMPL-X regression; plus the pure output activations.
+
+Module and parameter names are the reference `downstream_head.*` names. The DPT scratch convs are registered twice
+(`scratch.layer{i+1}_rn` and `scratch.layer_rn.{i}`): the same module under two names, as in the reference, so
+both keys appear in the state dict and hold one tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from human3r.config import DecoderConfig, DinoConfig, EncoderConfig, HeadsConfig
+from human3r.layers import LayeredMlp, Mlp, ModulatedBlock
+
+SCORE_EPS = 1e-6
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# pure activations
+
+
+def squash_score(x: torch.Tensor) -> torch.Tensor:
+    """sigmoid(x) * (1 - 2e-6) + 1e-6."""
+    return torch.sigmoid(x) * (1 - 2 * SCORE_EPS) + SCORE_EPS
+
+
+def exp_points(xyz: torch.Tensor) -> torch.Tensor:
+    """(..., 3) raw -> direction * expm1(|xyz|) (the reference 'exp' depth mode)."""
+    d = xyz.norm(dim=-1, keepdim=True)
+    return xyz / d.clip(min=1e-8) * torch.expm1(d)
+
+
+def exp_conf(x: torch.Tensor) -> torch.Tensor:
+    """1 + exp(x) (the reference ('exp', 1, inf) confidence mode)."""
+    return 1 + x.exp()
+
+
+def camera_pose_from_raw(raw: torch.Tensor) -> torch.Tensor:
+    """(..., 7) raw [t, q] -> [t * expm1(|t|)/|t|, unit q (w, x, y, z) with w >= 0]."""
+    t, q = raw[..., :3], raw[..., 3:7]
+    d = t.norm(dim=-1, keepdim=True)
+    t = t * (torch.expm1(d) / d.clip(min=1e-8))
+    q = F.normalize(q, p=2, dim=-1)
+    q = torch.where(q[..., :1] < 0, -q, q)
+    return torch.cat([t, q], dim=-1)
+
+
+def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """(..., 4) real-first quaternion -> (..., 3, 3), using the 2/|q|^2 form."""
+    r, i, j, k = q.unbind(-1)
+    s = 2.0 / (q * q).sum(-1)
+    m = torch.stack([
+        1 - s * (j * j + k * k), s * (i * j - k * r), s * (i * k + j * r),
+        s * (i * j + k * r), 1 - s * (i * i + k * k), s * (j * k - i * r),
+        s * (i * k - j * r), s * (j * k + i * r), 1 - s * (i * i + j * j),
+    ], -1)
+    return m.reshape(q.shape[:-1] + (3, 3))
+
+
+def camera_pose_to_c2w(pose: torch.Tensor) -> torch.Tensor:
+    """(B, 7) [t, q] -> (B, 4, 4) camera-to-world [R(q) | t]."""
+    c2w = torch.eye(4, dtype=pose.dtype, device=pose.device).repeat(pose.shape[0], 1, 1)
+    c2w[:, :3, :3] = quaternion_to_matrix(pose[:, 3:7])
+    c2w[:, :3, 3] = pose[:, :3]
+    return c2w
+
+
+def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3): reshape to 3x2 row-major, Gram-Schmidt with epsilon 1e-6 (roma)."""
+    import roma  # light, but only needed here
+
+    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 3, 2), epsilon=1e-6)
+
+
+def nms(heat: torch.Tensor, kernel: int = 3) -> torch.Tensor:
+    """(B, 1, H, W) scores -> scores with every non-local-maximum set to 0 (ties survive)."""
+    hmax = F.max_pool2d(heat, kernel, stride=1, padding=(kernel - 1) // 2)
+    return heat * (hmax == heat).float()
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# DPT
+
+
+class ResidualConvUnit(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.relu(self.conv1(F.relu(x)))) + x
+
+
+class FusionBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.resConfUnit1 = ResidualConvUnit(c)  # unused in refinenet4 (no skip input), kept for the keys
+        self.resConfUnit2 = ResidualConvUnit(c)
+        self.out_conv = nn.Conv2d(c, c, 1)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        if skip is not None:
+            x = x + self.resConfUnit1(skip)
+        x = F.interpolate(self.resConfUnit2(x), scale_factor=2, mode="bilinear", align_corners=True)
+        return self.out_conv(x)
+
+
+class DPTHead(nn.Module):
+    """Dense head over 4 token maps at 1/16 resolution -> (B, C, H, W) at full resolution."""
+
+    def __init__(self, dim_tokens: tuple[int, ...], cfg: HeadsConfig, out_channels: int, patch_size: int):
+        super().__init__()
+        self.patch_size = patch_size
+        l0, l1, l2, l3 = cfg.dpt_layer_dims
+        f, last = cfg.dpt_feature_dim, cfg.dpt_last_dim
+        self.act_postprocess = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(dim_tokens[0], l0, 1), nn.ConvTranspose2d(l0, l0, 4, stride=4)),
+            nn.Sequential(nn.Conv2d(dim_tokens[1], l1, 1), nn.ConvTranspose2d(l1, l1, 2, stride=2)),
+            nn.Sequential(nn.Conv2d(dim_tokens[2], l2, 1)),
+            nn.Sequential(nn.Conv2d(dim_tokens[3], l3, 1), nn.Conv2d(l3, l3, 3, stride=2, padding=1)),
+        ])
+        self.scratch = nn.Module()
+        rns = [nn.Conv2d(c, f, 3, padding=1, bias=False) for c in (l0, l1, l2, l3)]
+        for i, conv in enumerate(rns):
+            setattr(self.scratch, f"layer{i + 1}_rn", conv)
+        self.scratch.layer_rn = nn.ModuleList(rns)  # alias of layer{1..4}_rn (same modules, reference keys)
+        for i in range(1, 5):
+            setattr(self.scratch, f"refinenet{i}", FusionBlock(f))
+        self.head = nn.Sequential(
+            nn.Conv2d(f, f // 2, 3, padding=1),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+            nn.Conv2d(f // 2, last, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(last, out_channels, 1),
+        )
+
+    def forward(self, hooks: list[torch.Tensor], height: int, width: int) -> torch.Tensor:
+        """hooks: 4 x (B, N, C_i) row-major tokens, N = (height/16)(width/16) -> (B, out, height, width)."""
+        nh, nw = height // self.patch_size, width // self.patch_size
+        maps = [t.transpose(1, 2).reshape(t.shape[0], t.shape[2], nh, nw) for t in hooks]
+        maps = [rn(act(x)) for act, rn, x in zip(self.act_postprocess, self.scratch.layer_rn, maps, strict=True)]
+        s = self.scratch
+        p4 = s.refinenet4(maps[3])[:, :, : maps[2].shape[2], : maps[2].shape[3]]
+        p3 = s.refinenet3(p4, maps[2])
+        p2 = s.refinenet2(p3, maps[1])
+        p1 = s.refinenet1(p2, maps[0])
+        return self.head(p1)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# the head module
+
+
+class PoseHead(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.mlp = Mlp(dim, 4 * dim, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x)
+
+
+@dataclass
+class Detections:
+    logits: torch.Tensor  # (1, G*G, 1) raw classifier output
+    scores: torch.Tensor  # (1, G, G, 1) squashed scores after NMS
+    rows: torch.Tensor  # (n,) int64 grid row of each detection (row-major order)
+    cols: torch.Tensor  # (n,) int64 grid column
+    loc: torch.Tensor  # (1, n, 2) (x, y) head keypoint in padded human-branch pixels
+    tokens: torch.Tensor  # (1, n, C) DINOv2 token at each detection
+
+
+@dataclass
+class SmplParams:
+    rotmat: torch.Tensor  # (1, n, 53, 3, 3) global, body 21, left hand 15, right hand 15, jaw
+    betas: torch.Tensor  # (1, n, 10)
+    expression: torch.Tensor  # (1, n, 10)
+    transl: torch.Tensor  # (1, n, 3) head joint (SMPL-X joint 15) in camera coordinates
+
+
+class Human3RHead(nn.Module):
+    """`downstream_head`: everything after the decoder, plus the frozen Multi-HMR detection/mask heads."""
+
+    def __init__(self, enc: EncoderConfig, dec: DecoderConfig, dino: DinoConfig, cfg: HeadsConfig):
+        super().__init__()
+        self.cfg, self.dino_cfg = cfg, dino
+        ed, dd, bd, p = enc.embed_dim, dec.embed_dim, dino.embed_dim, enc.patch_size
+        dims = (ed, dd, dd, dd)
+        self.dpt_self = DPTHead(dims, cfg, 4, p)
+        self.final_transform = nn.ModuleList(
+            [ModulatedBlock(dd, dec.num_heads, 4.0, enc.rope_base) for _ in range(cfg.final_transform_depth)]
+        )
+        self.dpt_cross = DPTHead(dims, cfg, 4, p)
+        if cfg.rgb_head:
+            self.dpt_rgb = DPTHead(dims, cfg, 3, p)
+        self.pose_head = PoseHead(dd)
+        self.mlp_classif = nn.Sequential(nn.Linear(bd, bd), nn.ReLU(), nn.Linear(bd, 1))
+        self.mlp_offset = nn.Sequential(nn.Linear(bd, bd), nn.ReLU(), nn.Linear(bd, 2))
+        if cfg.msk_head:
+            self.mlp_msk = LayeredMlp(bd, bd, dino.patch_size ** 2)
+        self.mlp_fuse = LayeredMlp(ed + bd, 4 * (ed + bd), dd)
+        self.deccam = LayeredMlp(dd, 4 * dd, 3)
+        z = dd + bd
+        self.decpose = LayeredMlp(z, 4 * z, 6 * cfg.num_rotations)
+        self.decshape = LayeredMlp(z, 4 * z, cfg.num_betas)
+        self.decexpression = LayeredMlp(z, 4 * z, cfg.num_expression)
+        # Persistent buffers (values come from the checkpoint; identity 6D / zeros until then).
+        ident = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0]).repeat(cfg.num_rotations)[None]
+        self.register_buffer("init_body_pose", ident)
+        self.register_buffer("init_betas", torch.zeros(1, cfg.num_betas))
+        self.register_buffer("init_betas_kid", torch.zeros(1, cfg.num_betas + 1))  # unused at inference
+        self.register_buffer("init_cam", torch.zeros(1, 3))  # unused at inference
+        self.register_buffer("init_expression", torch.zeros(1, cfg.num_expression))
+
+    # -- human branch ---------------------------------------------------------------------------------------------
+    def detect(self, dino_tokens: torch.Tensor) -> Detections:
+        """dino_tokens (1, G*G, C) -> detections: NMS over squashed scores, threshold >= det_threshold."""
+        g, p = self.dino_cfg.grid, self.dino_cfg.patch_size
+        logits = self.mlp_classif(dino_tokens)
+        scores = nms(squash_score(logits).transpose(1, 2).reshape(-1, 1, g, g), self.cfg.nms_kernel)
+        scores = scores.permute(0, 2, 3, 1)  # (1, G, G, 1)
+        _, rows, cols, _ = torch.where(scores >= self.cfg.det_threshold)
+        tokens = dino_tokens.reshape(-1, g, g, dino_tokens.shape[-1])[0, rows, cols]  # (n, C)
+        loc = (torch.stack([cols, rows], dim=1) + 0.5 + self.mlp_offset(tokens)) * p
+        return Detections(logits, scores, rows, cols, loc[None], tokens[None])
+
+    def segment(self, dino_tokens: torch.Tensor) -> torch.Tensor:
+        """(1, G*G, C) -> (1, R, R, 1) human mask probability in padded human-branch pixels."""
+        g, p = self.dino_cfg.grid, self.dino_cfg.patch_size
+        m = squash_score(self.mlp_msk(dino_tokens))  # (1, G*G, p*p)
+        m = F.pixel_shuffle(m.transpose(1, 2).reshape(-1, p * p, g, g), p)
+        return m.permute(0, 2, 3, 1)
+
+    def fuse(self, dino_tokens: torch.Tensor, enc_tokens: torch.Tensor) -> torch.Tensor:
+        """(1, n, Cd), (1, n, Ce) -> (1, n, D) human prompt tokens."""
+        return self.mlp_fuse(torch.cat([dino_tokens, enc_tokens], dim=-1))
+
+    def smpl(self, human_tokens: torch.Tensor, dino_tokens: torch.Tensor) -> SmplParams:
+        """human_tokens (1, n, D) final decoder tokens, dino_tokens (1, n, Cd) -> SMPL-X parameters."""
+        z = torch.cat([human_tokens, dino_tokens], dim=-1)
+        pose6d = self.decpose(z) + self.init_body_pose
+        b, n = pose6d.shape[:2]
+        return SmplParams(
+            rotmat=rot6d_to_rotmat(pose6d.reshape(b, n, -1, 6)),
+            betas=self.decshape(z) + self.init_betas,
+            expression=self.decexpression(z) + self.init_expression,
+            transl=exp_points(self.deccam(human_tokens)),
+        )
+
+    # -- scene branch ---------------------------------------------------------------------------------------------
+    def forward(self, hooks: list[torch.Tensor], pos: torch.Tensor, height: int, width: int
+                ) -> dict[str, torch.Tensor | None]:
+        """hooks: [enc (1,N,Ce), dec_a (1,N,D), dec_b (1,N,D), dec_L (1,1+N,D) with the pose token first];
+        pos (1, N, 2). Returns pointmaps (1,H,W,3), confidences (1,H,W), rgb (1,H,W,3) or None, camera_pose (1,7).
+        """
+        pose_tok, tokens = hooks[3][:, 0], hooks[3][:, 1:]
+        camera_pose = camera_pose_from_raw(self.pose_head(pose_tok))
+        world = tokens
+        for blk in self.final_transform:
+            world = blk(world, pose_tok, pos)
+        self_out = self.dpt_self(hooks[:3] + [tokens], height, width).permute(0, 2, 3, 1)
+        cross_out = self.dpt_cross(hooks[:3] + [world], height, width).permute(0, 2, 3, 1)
+        rgb = None
+        if self.cfg.rgb_head:
+            rgb = (squash_score(self.dpt_rgb(hooks[:3] + [tokens], height, width).permute(0, 2, 3, 1)) - 0.5) * 2
+        return {
+            "pts3d_self": exp_points(self_out[..., :3]),
+            "conf_self": exp_conf(self_out[..., 3]),
+            "pts3d_world": exp_points(cross_out[..., :3]),
+            "conf_world": exp_conf(cross_out[..., 3]),
+            "rgb": rgb,
+            "camera_pose": camera_pose,
+        }
+
+
+def host_patches(loc: torch.Tensor, res: int, height: int, width: int, patch: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Map head keypoints from the padded R x R human-branch frame to the CUT3R patch grid.
+
+    loc: (n, 2) (x, y) in R-px padded coordinates -> (rows (n,), cols (n,)) int64 patch indices. Scale by the
+    float32 max(H, W)/R, subtract the centring pad, clamp into the image, floor-divide by the patch size.
+    """
+    m = max(height, width)
+    scale = torch.tensor(float(m), dtype=loc.dtype, device=loc.device) / float(res)
+    offset = torch.tensor([(m - width) // 2, (m - height) // 2], dtype=loc.dtype, device=loc.device)
+    uv = loc * scale - offset
+    u = uv[:, 0].clamp(0, width - 1)
+    v = uv[:, 1].clamp(0, height - 1)
+    return (v // patch).long(), (u // patch).long()

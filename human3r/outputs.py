@@ -1,0 +1,68 @@
+"""Typed per-frame outputs. Batch size is 1 everywhere (the streaming path is written for one view at a time).
+
+"No humans" is represented by zero-length tensors of the right trailing shape, never by missing fields.
+Coordinates: `pts3d_self` is in the current camera frame; `pts3d_world` and `c2w` are relative to the first frame
+of the current segment (see `human3r.stream` for poses chained across resets). Units are the model's metric scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+
+@dataclass
+class Humans:
+    """People detected in one frame, n >= 0, in detection (row-major grid) order."""
+
+    loc: torch.Tensor  # (1, n, 2) float32 head keypoint (x, y) in padded human-branch pixels (e.g. 896 px)
+    rotmat: torch.Tensor  # (1, n, 53, 3, 3) float32 rotations: global, body 21, left hand 15, right hand 15, jaw
+    betas: torch.Tensor  # (1, n, 10) float32 SMPL-X shape
+    expression: torch.Tensor  # (1, n, 10) float32 SMPL-X expression
+    transl: torch.Tensor  # (1, n, 3) float32 head joint (SMPL-X joint 15) in camera coordinates
+    track_id: torch.Tensor  # (1, n) int64 track ids
+    token: torch.Tensor  # (1, n, D) float32 final decoder token of each person (used for tracking)
+    prompt: torch.Tensor  # (1, n, D) float32 human prompt token fed to the decoder
+    prompt_pos: torch.Tensor  # (1, n, 2) int64 (row, col) of the CUT3R patch hosting each head
+
+    @property
+    def count(self) -> int:
+        return int(self.loc.shape[1])
+
+    @classmethod
+    def empty(cls, dim: int, num_rot: int = 53, num_betas: int = 10, num_expr: int = 10,
+              device: torch.device | str | None = None) -> Humans:
+        def z(*s: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.zeros(1, 0, *s, dtype=dtype, device=device)
+
+        return cls(z(2), z(num_rot, 3, 3), z(num_betas), z(num_expr), z(3), z(dtype=torch.long), z(dim), z(dim),
+                   z(2, dtype=torch.long))
+
+
+@dataclass
+class FrameOutput:
+    """Everything the network predicts for one frame at the working resolution H x W."""
+
+    pts3d_self: torch.Tensor  # (1, H, W, 3) points in the current camera frame
+    conf_self: torch.Tensor  # (1, H, W) confidence of pts3d_self, >= 1
+    pts3d_world: torch.Tensor  # (1, H, W, 3) points in the segment's world frame (world-view head)
+    conf_world: torch.Tensor  # (1, H, W) confidence of pts3d_world, >= 1
+    rgb: torch.Tensor | None  # (1, H, W, 3) colour in [-1, 1], None without the rgb head
+    camera_pose: torch.Tensor  # (1, 7) [t (3), q (w, x, y, z), w >= 0] camera-to-world
+    c2w: torch.Tensor  # (1, 4, 4) camera-to-world matrix built from camera_pose
+    human_mask: torch.Tensor | None  # (1, R, R, 1) person probability in padded human-branch pixels
+    det_scores: torch.Tensor  # (1, G, G, 1) detection scores after NMS (G = R / 14)
+    humans: Humans  # detected people (possibly none)
+
+    def to(self, device: torch.device | str) -> FrameOutput:
+        """Copy with every tensor moved to `device`."""
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                v = v.to(device)
+            elif isinstance(v, Humans):
+                v = Humans(**{h.name: getattr(v, h.name).to(device) for h in fields(Humans)})
+            kw[f.name] = v
+        return FrameOutput(**kw)

@@ -1,0 +1,91 @@
+"""Frame preprocessing, reproducing the reference `load_images` and `pad_image` exactly.
+
+1. Resize so the long side is `size`, new sizes `round(x * size / long)`; PIL LANCZOS when shrinking, BICUBIC
+   otherwise (also when the size is unchanged).
+2. Centre crop to multiples of 16 (`halfw = ((2*cx)//16)*8`, ...; a square becomes 4:3). For size 224 the
+   reference instead resizes the short side to 224 and crops a centred square.
+3. `(x / 255 - 0.5) / 0.5` in float32 -> `img` (1, 3, H, W).
+4. Human branch: bilinear (align_corners=False, floor sizes) resize of that normalised image to fit R x R, then a
+   centred pad with -1 (top/left get pad // 2) -> `img_mhmr` (1, 3, R, R). ImageNet normalisation happens inside
+   the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from human3r.errors import InputShapeError
+
+
+@dataclass
+class Frame:
+    """One preprocessed frame, batch 1."""
+
+    img: torch.Tensor  # (1, 3, H, W) float32 in [-1, 1], H and W multiples of 16
+    img_mhmr: torch.Tensor  # (1, 3, R, R) float32 in [-1, 1], padded with -1
+
+    def to(self, device: torch.device | str) -> Frame:
+        return Frame(self.img.to(device), self.img_mhmr.to(device))
+
+    @property
+    def true_shape(self) -> tuple[int, int]:
+        return int(self.img.shape[-2]), int(self.img.shape[-1])
+
+
+def _pil():
+    try:
+        import PIL.Image
+    except ImportError as err:  # pragma: no cover
+        raise ImportError("human3r.preprocess needs Pillow: pip install pillow") from err
+    return PIL.Image
+
+
+def resize_and_crop(rgb: np.ndarray, size: int = 512):
+    """(H0, W0, 3) uint8 RGB -> PIL image resized (long side `size`) and centre-cropped as the reference."""
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        desc = f"{type(rgb).__name__} {getattr(rgb, 'shape', None)} {getattr(rgb, 'dtype', None)}"
+        raise InputShapeError(f"expected an (H, W, 3) uint8 RGB array, got {desc}")
+    image = _pil()
+    img = image.fromarray(rgb)
+    w1, h1 = img.size
+    long_edge = round(size * max(w1 / h1, h1 / w1)) if size == 224 else size
+    s = max(img.size)
+    interp = image.LANCZOS if s > long_edge else image.BICUBIC
+    img = img.resize(tuple(int(round(x * long_edge / s)) for x in img.size), interp)
+    w, h = img.size
+    cx, cy = w // 2, h // 2
+    if size == 224:
+        half = min(cx, cy)
+        box = (cx - half, cy - half, cx + half, cy + half)
+    else:
+        halfw, halfh = ((2 * cx) // 16) * 8, ((2 * cy) // 16) * 8
+        if w == h:
+            halfh = 3 * halfw / 4
+        box = (cx - halfw, cy - halfh, cx + halfw, cy + halfh)
+    return img.crop(box)
+
+
+def normalize(img) -> torch.Tensor:
+    """PIL RGB image -> (1, 3, H, W) float32 `(x/255 - 0.5) / 0.5`."""
+    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255)
+    return ((x - 0.5) / 0.5)[None]
+
+
+def pad_image(img: torch.Tensor, target: int, pad_value: float = -1.0) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, target, target): bilinear fit (floor sizes, align_corners=False), centred pad."""
+    _, _, h, w = img.shape
+    scale = min(target / h, target / w)
+    nh, nw = int(h * scale), int(w * scale)
+    x = F.interpolate(img, size=(nh, nw), mode="bilinear", align_corners=False)
+    top, left = (target - nh) // 2, (target - nw) // 2
+    return F.pad(x, (left, target - nw - left, top, target - nh - top), mode="constant", value=pad_value)
+
+
+def prepare_frame(rgb: np.ndarray, size: int = 512, mhmr_res: int = 896) -> Frame:
+    """(H0, W0, 3) uint8 RGB frame -> model input."""
+    img = normalize(resize_and_crop(rgb, size))
+    return Frame(img=img, img_mhmr=pad_image(img, mhmr_res))
