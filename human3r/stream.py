@@ -1,0 +1,110 @@
+"""Streaming inference over a video: a generator that carries the recurrent state from frame to frame.
+
+Reproduces the reference demo bookkeeping (`prepare_input` / `prepare_output`):
+- `reset_interval=R`: input frame i is a reset frame when (i + 1) % R == 0. After it is processed the state and
+  pose memory return to their learned initial values, and the same frame is processed again as the first frame of
+  the new segment (a "duplicate" view). The duplicate's output is dropped (yielded only with
+  `include_duplicates=True`), but it does advance the state and the tracker.
+- Poses are chained across segments: `c2w_chained = B @ c2w`, where B is the product of the raw c2w of every
+  earlier (kept) reset frame. Scale is not re-aligned between segments.
+- Intrinsics are estimated per kept frame from `pts3d_self` (Weiszfeld, principal point at (W//2, H//2)).
+
+Memory: only the current state, the tracker memory and one frame's outputs are alive; nothing accumulates per frame
+(the tracker keeps unmatched tracks like the reference; cap them with `TrackerConfig.max_tracks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from human3r.decoder import State
+from human3r.outputs import FrameOutput
+from human3r.preprocess import Frame, prepare_frame
+
+
+@dataclass
+class StreamFrame:
+    """One processed view."""
+
+    index: int  # input frame index
+    view: int  # processed-view index (counts reset duplicates)
+    output: FrameOutput  # network outputs (c2w relative to the current segment's first frame)
+    c2w: torch.Tensor  # (4, 4) camera-to-world chained across resets
+    focal: torch.Tensor  # (1,) estimated focal length in working-resolution pixels (>= 0)
+    pp: torch.Tensor  # (1, 2) principal point (W//2, H//2)
+    reset: bool  # the state is re-initialised after this view
+    duplicate: bool  # this view re-processes a reset frame to start a segment (dropped by default)
+    state: State  # recurrent state after this view's update (before a reset re-initialises it)
+    trace: dict | None = None  # intermediates when `trace=True`
+
+
+def estimate_focal(pts3d: torch.Tensor, iters: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """pts3d (B, H, W, 3) camera-frame points -> (focal (B,), pp (B, 2)) by Weiszfeld reweighting.
+
+    1. pp = (W//2, H//2); pixel offsets from pp.
+    2. f0 = mean(<xy/z, px>) / mean(|xy/z|^2).
+    3. 10 times: weights 1/max(|px - f xy/z|, 1e-8), f = weighted ratio.
+    4. Clip to >= 0.
+    """
+    b, h, w, _ = pts3d.shape
+    pp = torch.tensor([w // 2, h // 2], device=pts3d.device).float().repeat(b, 1)
+    ys, xs = torch.meshgrid(torch.arange(h, device=pts3d.device), torch.arange(w, device=pts3d.device),
+                            indexing="ij")
+    pixels = torch.stack([xs, ys], -1).view(1, -1, 2) - pp.view(-1, 1, 2)
+    pts = pts3d.flatten(1, 2)
+    xy_over_z = (pts[..., :2] / pts[..., 2:3]).nan_to_num(posinf=0, neginf=0)
+    dot_xy_px = (xy_over_z * pixels).sum(dim=-1)
+    dot_xy_xy = xy_over_z.square().sum(dim=-1)
+    focal = dot_xy_px.mean(dim=1) / dot_xy_xy.mean(dim=1)
+    for _ in range(iters):
+        dis = (pixels - focal.view(-1, 1, 1) * xy_over_z).norm(dim=-1)
+        wgt = dis.clip(min=1e-8).reciprocal()
+        focal = (wgt * dot_xy_px).mean(dim=1) / (wgt * dot_xy_xy).mean(dim=1)
+    return focal.clip(min=0.0), pp
+
+
+def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool = False,
+               reset_interval: int | None = None, include_duplicates: bool = False, trace: bool = False,
+               device: torch.device | str | None = None) -> Iterator[StreamFrame]:
+    """Run `model` (a `Human3R`) over `frames` (uint8 RGB arrays or preprocessed `Frame`s), one view at a time.
+
+    Yields a `StreamFrame` per kept view (plus reset duplicates when `include_duplicates`). Runs under
+    `torch.inference_mode()`; tensors stay on `device` (default: the model's device).
+    """
+    if reset_interval is not None and reset_interval <= 0:
+        from human3r.errors import ConfigError
+
+        raise ConfigError(f"reset_interval must be a positive int or None, got {reset_interval!r}")
+    cfg = model.cfg
+    if device is None:
+        device = next(model.parameters()).device
+    with torch.inference_mode():
+        state: State = model.initial_state()
+        base = torch.eye(4, device=device)
+        view = 0
+        for i, frame in enumerate(frames):
+            if not isinstance(frame, Frame):
+                frame = prepare_frame(frame, cfg.image_size, cfg.dino.image_res)
+            frame = frame.to(device)
+            reset = reset_interval is not None and (i + 1) % reset_interval == 0
+            tr = {} if trace else None
+            out, state = model(frame, state, ttt3r=use_ttt3r, trace=tr)
+            focal, pp = estimate_focal(out.pts3d_self)
+            raw_c2w = out.c2w[0]
+            yield StreamFrame(i, view, out, base @ raw_c2w, focal, pp, reset, False, state, tr)
+            view += 1
+            del out
+            if reset:
+                base = base @ raw_c2w  # product of the raw poses of the reset frames so far
+                state = model.reset_state(state)
+                tr = {} if trace else None
+                dup, state = model(frame, state, ttt3r=use_ttt3r, trace=tr)
+                if include_duplicates:
+                    focal, pp = estimate_focal(dup.pts3d_self)
+                    yield StreamFrame(i, view, dup, base @ dup.c2w[0], focal, pp, False, True, state, tr)
+                view += 1
+                del dup
