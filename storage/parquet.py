@@ -1,6 +1,7 @@
 """Parquet IO in symmetric pairs: `write_video` / `read_table`, `write_failure` / `read_failures`.
 
-Every per-video file holds one row group (so DuckDB and pyarrow prune to a single video), carries the schema
+Every per-video file holds one video (so DuckDB and pyarrow prune to it by path), one row group per appended chunk
+(one in all for `write_video`), carries the schema
 version in its key-value metadata, and is written under a fresh generation name before the video's commit pointer
 is swapped (see `storage.manifest`). Tables handed to the writer are checked against `storage.schema` and every
 mismatch is reported in one error.
@@ -14,6 +15,7 @@ import io
 import socket
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -68,8 +70,7 @@ def conform(table: S.Table, data: pa.Table | Mapping, *, drop_partition: bool = 
         if field.name not in got:
             continue
         try:
-            arr = pa.array(got[field.name], type=field.type) if not isinstance(
-                got[field.name], pa.Array | pa.ChunkedArray) else got[field.name].cast(field.type)
+            arr = _to_arrow(got[field.name], field.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as err:
             problems.append(f"column {field.name!r} cannot be {field.type}: {str(err).splitlines()[0]}")
             continue
@@ -85,6 +86,22 @@ def conform(table: S.Table, data: pa.Table | Mapping, *, drop_partition: bool = 
     if table.sort_by and out.num_rows:
         out = out.sort_by([(c, "ascending") for c in table.sort_by])
     return out
+
+
+def _to_arrow(value, type_: pa.DataType) -> pa.Array:
+    """A column as Arrow; numpy (N, k) / (N, J, k) arrays go to (nested) fixed-size lists without Python objects."""
+    if isinstance(value, pa.Array | pa.ChunkedArray):
+        return value.cast(type_)
+    if isinstance(value, np.ndarray) and value.ndim >= 2 and pa.types.is_fixed_size_list(type_):
+        inner = type_.value_type
+        flat = pa.array(np.ascontiguousarray(value, dtype=inner.to_pandas_dtype()).reshape(-1), type=inner)
+        return pa.FixedSizeListArray.from_arrays(flat, type_.list_size)
+    if isinstance(value, np.ndarray) and value.ndim == 3 and pa.types.is_list(type_) \
+            and pa.types.is_fixed_size_list(type_.value_type):
+        n, j = value.shape[:2]
+        rows = _to_arrow(value.reshape(n * j, -1), type_.value_type)
+        return pa.ListArray.from_arrays(pa.array(np.arange(0, n * j + 1, j, dtype=np.int32)), rows)
+    return pa.array(value, type=type_)
 
 
 def _write_parquet(root: _fs.Root, rel: str, table: pa.Table) -> None:
@@ -105,6 +122,121 @@ def _write_parquet(root: _fs.Root, rel: str, table: pa.Table) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ per video
+class VideoWriter:
+    """Streams one video's rows into new-generation files, then makes them visible together with `commit`.
+
+    Append as many chunks as you like (memory stays bounded by the chunk size); each chunk becomes a row group.
+    Leaving the ``with`` block without `commit` (an exception, a crash) leaves the dataset as it was.
+
+        with VideoWriter(root, video_id, run) as w:
+            w.append("frames", chunk)        # any of frames / humans / points, any number of times
+            w.commit(videos=row)             # the videos row; runs row and counts are filled in here
+    """
+
+    STREAMED = (S.FRAMES.name, S.HUMANS.name, S.POINTS.name)
+
+    def __init__(self, root: _fs.Root, video_id: str, run: RunInfo):
+        manifest.init_dataset(root)
+        self.root, self.video_id, self.run = root, video_id, run
+        self.generation = manifest.new_generation()
+        self.files = {name: S.TABLE_FILE.format(table=name, video_id=video_id, generation=self.generation)
+                      for name in S.VIDEO_TABLES}
+        self.rows = dict.fromkeys(S.VIDEO_TABLES, 0)
+        self._tracks: set[int] = set()
+        self._open: dict[str, tuple[pq.ParquetWriter, object, str]] = {}  # table -> (writer, sink, tmp path)
+        self.committed: manifest.Commit | None = None
+
+    def _writer(self, name: str) -> pq.ParquetWriter:
+        if name not in self._open:
+            rel = self.files[name]
+            if self.root.is_local:
+                _fs.ensure_dir(self.root, rel.rsplit("/", 1)[0])
+                tmp = _fs.tmp_name_for(self.root, rel)
+                sink = self.root.fs.open_output_stream(self.root.path(tmp))
+            else:  # the generation name is invisible until the commit; an S3 upload completes on close
+                tmp = rel
+                sink = self.root.fs.open_output_stream(self.root.path(rel))
+            writer = pq.ParquetWriter(sink, S.TABLES[name].arrow_schema, compression=COMPRESSION)
+            self._open[name] = (writer, sink, tmp)
+        return self._open[name][0]
+
+    def append(self, name: str, data: pa.Table | Mapping) -> None:
+        """Add rows to `frames`, `humans` or `points` (checked against the schema, sorted within the chunk)."""
+        if name not in self.STREAMED:
+            raise ValueError(f"append takes one of {self.STREAMED}, not {name!r}")
+        table = conform(S.TABLES[name], data)
+        if table.num_rows == 0:
+            return
+        if name == S.HUMANS.name:
+            self._tracks.update(table.column(S.TRACK_ID).to_pylist())
+        self._writer(name).write_table(table, row_group_size=max(table.num_rows, 1))
+        self.rows[name] += table.num_rows
+
+    def commit(self, *, videos: pa.Table | Mapping) -> manifest.Commit:
+        """Finish the files and make this video's new rows visible in one step (replacing an older run)."""
+        videos_t = conform(S.VIDEOS, videos)
+        if videos_t.num_rows != 1:
+            raise SchemaMismatchError(f"videos must hold exactly one row per video, got {videos_t.num_rows}")
+        run = self.run
+        finished = manifest.utc_now()
+        runs_t = conform(S.RUNS, {
+            S.RUN_ID: [run.run_id], S.MODEL_VERSION: [run.model_version],
+            S.CHECKPOINT_SHA256: [run.checkpoint_sha256], S.PRESET: [run.preset],
+            S.PARAMS_JSON: [manifest.canonical_json(dict(run.params))], S.PARAMS_HASH: [run.params_hash],
+            S.SCHEMA_VERSION_COL: [S.SCHEMA_VERSION], S.STATUS: ["complete"], S.STARTED_AT: [run.started_at],
+            S.FINISHED_AT: [finished], S.SECONDS: [(finished - run.started_at).total_seconds()],
+            S.N_FRAMES: [self.rows[S.FRAMES.name]], S.N_HUMAN_ROWS: [self.rows[S.HUMANS.name]],
+            S.N_TRACKS: [len(self._tracks)], S.N_POINTS: [self.rows[S.POINTS.name]],
+            S.N_DECODE_ERRORS: [run.n_decode_errors], S.HOST: [run.host],
+        })
+        for name in self.STREAMED:
+            self._writer(name)  # a table with no rows still gets its (empty) file
+        for name, (writer, sink, tmp) in self._open.items():
+            writer.close()
+            sink.close()
+            if self.root.is_local:
+                _fs.publish(self.root, tmp, self.files[name])
+        self._open.clear()
+        for name, table in ((S.VIDEOS.name, videos_t), (S.RUNS.name, runs_t)):
+            _write_parquet(self.root, self.files[name], table)
+            self.rows[name] = table.num_rows
+
+        previous = manifest.read_commit(self.root, self.video_id)
+        commit = manifest.Commit(
+            video_id=self.video_id, generation=self.generation, run_id=run.run_id, model_version=run.model_version,
+            params_hash=run.params_hash, schema_version=S.SCHEMA_VERSION, files=dict(self.files),
+            rows=dict(self.rows), source_uri=run.source_uri, committed_at=finished.isoformat(),
+        )
+        manifest.write_commit(self.root, commit)  # <- the moment the new rows become visible
+        manifest.clear_failure(self.root, run.source_uri)
+        if previous is not None and previous.generation != self.generation:
+            current = manifest.read_commit(self.root, self.video_id)  # another writer may have committed since
+            keep = set(current.files.values()) if current else set()
+            for rel in previous.files.values():
+                if rel not in keep:
+                    _fs.delete(self.root, rel)
+        self.committed = commit
+        return commit
+
+    def abort(self) -> None:
+        """Drop everything written so far (nothing was visible)."""
+        for writer, sink, tmp in self._open.values():
+            try:
+                writer.close()
+                sink.close()
+            except (OSError, pa.ArrowException):
+                pass
+            _fs.delete(self.root, tmp)
+        self._open.clear()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.committed is None:
+            self.abort()
+
+
 def write_video(
     root: _fs.Root,
     video_id: str,
@@ -115,52 +247,12 @@ def write_video(
     humans: pa.Table | Mapping,
     points: pa.Table | Mapping,
 ) -> manifest.Commit:
-    """Write every table of one video and make them visible together (atomically replacing a previous run)."""
-    manifest.init_dataset(root)
-    data = {
-        S.VIDEOS.name: conform(S.VIDEOS, videos),
-        S.FRAMES.name: conform(S.FRAMES, frames),
-        S.HUMANS.name: conform(S.HUMANS, humans),
-        S.POINTS.name: conform(S.POINTS, points),
-    }
-    if data[S.VIDEOS.name].num_rows != 1:
-        raise SchemaMismatchError(f"videos must hold exactly one row per video, got {data['videos'].num_rows}")
-    finished = manifest.utc_now()
-    n_tracks = len(set(data[S.HUMANS.name].column(S.TRACK_ID).to_pylist()))
-    data[S.RUNS.name] = conform(S.RUNS, {
-        S.RUN_ID: [run.run_id], S.MODEL_VERSION: [run.model_version], S.CHECKPOINT_SHA256: [run.checkpoint_sha256],
-        S.PRESET: [run.preset], S.PARAMS_JSON: [manifest.canonical_json(dict(run.params))],
-        S.PARAMS_HASH: [run.params_hash], S.SCHEMA_VERSION_COL: [S.SCHEMA_VERSION], S.STATUS: ["complete"],
-        S.STARTED_AT: [run.started_at], S.FINISHED_AT: [finished],
-        S.SECONDS: [(finished - run.started_at).total_seconds()],
-        S.N_FRAMES: [data[S.FRAMES.name].num_rows], S.N_HUMAN_ROWS: [data[S.HUMANS.name].num_rows],
-        S.N_TRACKS: [n_tracks], S.N_POINTS: [data[S.POINTS.name].num_rows],
-        S.N_DECODE_ERRORS: [run.n_decode_errors], S.HOST: [run.host],
-    })
-
-    generation = manifest.new_generation()
-    files = {}
-    for name in S.VIDEO_TABLES:
-        rel = S.TABLE_FILE.format(table=name, video_id=video_id, generation=generation)
-        _write_parquet(root, rel, data[name])
-        files[name] = rel
-
-    previous = manifest.read_commit(root, video_id)
-    commit = manifest.Commit(
-        video_id=video_id, generation=generation, run_id=run.run_id, model_version=run.model_version,
-        params_hash=run.params_hash, schema_version=S.SCHEMA_VERSION, files=files,
-        rows={name: data[name].num_rows for name in S.VIDEO_TABLES}, source_uri=run.source_uri,
-        committed_at=finished.isoformat(),
-    )
-    manifest.write_commit(root, commit)  # <- the moment the new rows become visible
-    manifest.clear_failure(root, run.source_uri)
-    if previous is not None and previous.generation != generation:
-        current = manifest.read_commit(root, video_id)  # another writer may have committed meanwhile
-        keep = set(current.files.values()) if current else set()
-        for rel in previous.files.values():
-            if rel not in keep:
-                _fs.delete(root, rel)
-    return commit
+    """Write every table of one video at once and make them visible together (atomically replacing an older run)."""
+    with VideoWriter(root, video_id, run) as writer:
+        writer.append(S.FRAMES.name, frames)
+        writer.append(S.HUMANS.name, humans)
+        writer.append(S.POINTS.name, points)
+        return writer.commit(videos=videos)
 
 
 def read_table(root: _fs.Root, name: str, video_ids: Iterable[str] | None = None) -> pa.Table:

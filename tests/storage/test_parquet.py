@@ -16,7 +16,7 @@ from storage import manifest
 from storage import schema as S
 from storage.catalog import open_catalog
 from storage.errors import DatasetNotFoundError, SchemaMismatchError
-from storage.parquet import RunInfo, conform, read_failures, read_table, write_failure, write_video
+from storage.parquet import RunInfo, VideoWriter, conform, read_failures, read_table, write_failure, write_video
 from storage.synthetic import SynthSpec, synth_video
 
 SPEC = SynthSpec(n_frames=40, points_per_frame=16)
@@ -141,56 +141,101 @@ def test_is_done_depends_on_model_and_params(root):
 
 CRASH_SCRIPT = textwrap.dedent("""
     import os, sys, datetime as dt
-    import storage.parquet as P
+    import storage.fs, storage.manifest, storage.parquet as P
     from storage.fs import open_root
     from storage.synthetic import SynthSpec, synth_video
-    root, crash_after = open_root(sys.argv[1]), int(sys.argv[2])
-    real, calls = P._write_parquet, []
+    root, target, crash_after, video_id = open_root(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    owner = {"append": P.VideoWriter, "publish": storage.fs, "write_parquet": P, "write_commit": storage.manifest}
+    name = {"append": "append", "publish": "publish", "write_parquet": "_write_parquet",
+            "write_commit": "write_commit"}[target]
+    real, calls = getattr(owner[target], name), []
     def dying(*a, **k):
         if len(calls) == crash_after:
             os._exit(17)          # a hard crash: no cleanup, no finally blocks
         calls.append(1)
-        real(*a, **k)
-    P._write_parquet = dying
-    v = synth_video(1, 0, SynthSpec(n_frames=25, points_per_frame=16))   # other content ...
-    v["video_id"] = sys.argv[3]                                          # ... for the same video
+        return real(*a, **k)
+    setattr(owner[target], name, dying)
+    v = synth_video(1, 0, SynthSpec(n_frames=25, points_per_frame=16))   # other content for the same video
     run = P.RunInfo(run_id="crashed", model_version="m", preset="tiny", params={},
                     started_at=dt.datetime.now(dt.UTC), source_uri="x")
-    P.write_video(root, v["video_id"], run=run, videos=v["videos"], frames=v["frames"], humans=v["humans"],
-                  points=v["points"])
+    with P.VideoWriter(root, video_id, run) as w:
+        for lo in range(0, 25, 10):   # three chunks per streamed table
+            sel = slice(lo, lo + 10)
+            w.append("frames", {k: val[sel] for k, val in v["frames"].items()})
+            w.append("points", {k: val[lo * 16:(lo + 10) * 16] for k, val in v["points"].items()})
+        w.append("humans", v["humans"])
+        w.commit(videos=v["videos"])
+    os._exit(3)                   # the crash point was never reached
 """)
 
+CRASH_POINTS = [("append", 0), ("append", 4), ("publish", 1), ("publish", 3), ("write_parquet", 0),
+                ("write_parquet", 1), ("write_commit", 0)]
 
-def _crash_writer(root, video_id: str, crash_after: int) -> None:
-    proc = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(root.base), str(crash_after), video_id],
+
+def _crash_writer(root, video_id: str, target: str, crash_after: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(root.base), target, str(crash_after), video_id],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 17, proc.stderr
 
 
-@pytest.mark.parametrize("crash_after", [1, 2, 4])
-def test_crash_between_files_leaves_old_video_visible(root, crash_after):
+def _live_and_all_files(root):
+    live = {f for c in manifest.list_commits(root) for f in c.files.values()}
+    every = {str(p.relative_to(root.local_path())) for t in S.VIDEO_TABLES
+             for p in root.local_path(t).rglob("*") if p.is_file()}
+    return live, every
+
+
+@pytest.mark.parametrize("target, crash_after", CRASH_POINTS)
+def test_crash_mid_write_leaves_old_video_visible(root, target, crash_after):
     v = synth_video(0, 8, SPEC)
     _write(root, v, run_id="old")
     before = {name: read_table(root, name) for name in S.VIDEO_TABLES}
-    _crash_writer(root, v["video_id"], crash_after)
+    _crash_writer(root, v["video_id"], target, crash_after)
     for name in S.VIDEO_TABLES:
         assert read_table(root, name).equals(before[name]), name
     with open_catalog(root) as cat:
         n = cat.query("SELECT count(*) AS n FROM frames").column("n")[0].as_py()
         assert n == SPEC.n_frames  # old video, not the crashed 25-frame one, and not both
         assert cat.query("SELECT run_id FROM runs").column(0).to_pylist() == ["old"]
-    # the crash left orphans; vacuum removes them and nothing visible changes
+    # the crash left orphans (temporary or unreferenced files); vacuum removes exactly those
+    live, every = _live_and_all_files(root)
+    assert every >= live and (every > live or (target, crash_after) == ("append", 0))
     removed = manifest.vacuum(root, min_age_s=0)
-    assert len(removed) == crash_after
+    assert set(removed) == every - live
+    assert _live_and_all_files(root)[1] == live
     assert read_table(root, "frames").equals(before["frames"])
 
 
 def test_crash_on_new_video_leaves_nothing_visible(root):
     _write(root, synth_video(0, 9, SPEC))
-    _crash_writer(root, "00000000deadbeef", 3)
+    _crash_writer(root, "00000000deadbeef", "publish", 2)
     assert "00000000deadbeef" not in set(read_table(root, "frames").column(S.VIDEO_ID).to_pylist())
     with open_catalog(root) as cat:
         assert cat.query("SELECT count(DISTINCT video_id) AS n FROM humans").column("n")[0].as_py() == 1
+
+
+def test_streamed_chunks_round_trip(root):
+    v = synth_video(0, 12, SPEC)
+    run = _run("chunks", v["videos"][S.SOURCE_URI][0])
+    with VideoWriter(root, v["video_id"], run) as w:
+        for lo in range(0, SPEC.n_frames, 7):
+            w.append("frames", {k: val[lo:lo + 7] for k, val in v["frames"].items()})
+        w.append("humans", v["humans"])
+        w.append("points", v["points"])
+        commit = w.commit(videos=v["videos"])
+    got = read_table(root, "frames")
+    assert got.column(S.FRAME_IDX).to_pylist() == list(range(SPEC.n_frames))
+    assert commit.rows["frames"] == SPEC.n_frames
+    assert read_table(root, "runs").column(S.N_FRAMES).to_pylist() == [SPEC.n_frames]
+
+
+def test_writer_left_without_commit_leaves_no_trace(root):
+    v = synth_video(0, 13, SPEC)
+    with pytest.raises(RuntimeError):
+        with VideoWriter(root, v["video_id"], _run("x", "src")) as w:
+            w.append("frames", v["frames"])
+            raise RuntimeError("inference failed")
+    assert _live_and_all_files(root) == (set(), set())
 
 
 def test_one_row_group_per_file_and_schema_metadata(root):
