@@ -173,3 +173,19 @@ def test_fork_rescale_is_off_by_pixels_when_there_is_a_crop():
     ours = working_to_source_pixels(corners, g)
     fork = corners * torch.tensor([1000 / g.working_wh[0], 700 / g.working_wh[1]], dtype=torch.float64)
     assert (ours - fork).abs().max() > 5.0
+
+
+@pytest.mark.parametrize("src", [(1920, 1080), (1000, 700), (240, 170), (1080, 1920), (512, 512), (300, 200)])
+def test_preprocess_crops_exactly_the_working_geometry(src):
+    """human3r.preprocess does the pixel work with its own rounding; the two must never drift apart."""
+    from human3r.preprocess import resize_and_crop
+
+    W, H = src
+    size = 128 if src == (240, 170) else 512
+    from PIL import Image
+
+    frame = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    g = WorkingGeometry.for_source(W, H, size=size)
+    filt = Image.LANCZOS if max(W, H) > size else Image.BICUBIC
+    ours = Image.fromarray(frame).resize(g.resized_wh, filt).crop(g.crop_box)
+    np.testing.assert_array_equal(np.asarray(resize_and_crop(frame, size)), np.asarray(ours))
