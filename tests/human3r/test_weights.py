@@ -413,3 +413,31 @@ def test_cli(official, tmp_path):
 
     result = runner.invoke(weights, ["--help"])
     assert result.exit_code == 0 and "untrained:PRESET[:SEED]" in result.output
+
+
+def _key_listings() -> list[Path]:
+    """Released variants' key lists: the repo's fixtures, plus the shared reference folder when present."""
+    found: dict[str, Path] = {}
+    for folder in (Path("/work/shared/reference"), FIXTURES / "reference"):
+        found.update({p.name: p for p in folder.glob("human3r_*_state_dict.txt")})
+    return [found[k] for k in sorted(found)]
+
+
+@pytest.mark.parametrize("listing", _key_listings(), ids=lambda p: p.name)
+def test_released_key_lists_pass_the_strict_check(listing):
+    """A checkpoint with exactly a released variant's keys and shapes (from the reference code) is accepted."""
+    import re
+
+    preset = listing.name.split("_")[1]
+    text = listing.read_text().split("## full key list")[1]
+    shapes = {}
+    for line in text.splitlines()[1:]:
+        if line.strip() and not line.startswith("#"):
+            shapes[line.split()[0]] = tuple(int(x) for x in re.findall(r"\d+", line[line.index("["):]))
+    sd = {k: torch.empty(s, device="meta") for k, s in shapes.items()}
+    for alias in [k for k in sd if ".scratch.layer_rn." in k]:  # aliases are one tensor, as torch.save keeps them
+        i = int(alias.split(".scratch.layer_rn.")[1].split(".")[0])
+        sd[alias] = sd[alias.replace(f".scratch.layer_rn.{i}.", f".scratch.layer{i + 1}_rn.")]
+    report = W.check_state_dict(W._build_empty(Human3RConfig.preset(preset)), sd, listing.name)
+    assert "enc_blocks_ray_map.1.mlp.fc2.bias" in report.unused_present and report.unused_missing == ()
+    assert len(report.aliases) == 12
