@@ -278,8 +278,18 @@ def _safe_torch_load(path: Path, mmap: bool = True) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as err:
         raise CheckpointError(
-            f"cannot read checkpoint {path} safely: {err}. Re-download it if it is truncated. {_get_weights_hint()}"
+            f"cannot read checkpoint {path}: {_torch_load_reason(err)}. It is truncated, corrupt or not a torch "
+            f"checkpoint; download it again. {_get_weights_hint()}"
         ) from err
+
+
+def _torch_load_reason(err: Exception) -> str:
+    """The cause from torch.load's message, without its advice to retry with weights_only=False."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    text = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return text[:300]
 
 
 def _plain(obj: Any) -> Any:

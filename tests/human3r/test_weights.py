@@ -441,3 +441,14 @@ def test_released_key_lists_pass_the_strict_check(listing):
     report = W.check_state_dict(W._build_empty(Human3RConfig.preset(preset)), sd, listing.name)
     assert "enc_blocks_ray_map.1.mlp.fc2.bias" in report.unused_present and report.unused_missing == ()
     assert len(report.aliases) == 12
+
+
+def test_truncated_or_foreign_file_is_a_clear_error(official, tmp_path):
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(official[0].read_bytes()[:100_000])
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    for path in (cut, junk):
+        with pytest.raises(CheckpointError, match="truncated, corrupt or not a torch checkpoint") as info:
+            W.load_model(str(path), preset="tiny")
+        assert "weights_only" not in str(info.value)
