@@ -172,12 +172,16 @@ class VideoWriter:
         self._writer(name).write_table(table, row_group_size=max(table.num_rows, 1))
         self.rows[name] += table.num_rows
 
-    def commit(self, *, videos: pa.Table | Mapping) -> manifest.Commit:
+    @property
+    def n_tracks(self) -> int:
+        return len(self._tracks)
+
+    def commit(self, *, videos: pa.Table | Mapping, n_decode_errors: int | None = None) -> manifest.Commit:
         """Finish the files and make this video's new rows visible in one step (replacing an older run)."""
         videos_t = conform(S.VIDEOS, videos)
         if videos_t.num_rows != 1:
             raise SchemaMismatchError(f"videos must hold exactly one row per video, got {videos_t.num_rows}")
-        run = self.run
+        run = self.run if n_decode_errors is None else dataclasses.replace(self.run, n_decode_errors=n_decode_errors)
         finished = manifest.utc_now()
         runs_t = conform(S.RUNS, {
             S.RUN_ID: [run.run_id], S.MODEL_VERSION: [run.model_version],

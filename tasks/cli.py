@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
@@ -17,10 +18,11 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         from human3r.errors import Human3RError
         from storage.errors import StorageError
+        from tasks.errors import PipelineError
 
         try:
             return super().invoke(ctx)
-        except (StorageError, Human3RError) as err:
+        except (StorageError, Human3RError, PipelineError) as err:
             click.secho(f"error: {err}", fg="red", err=True)
             sys.exit(2)
 
@@ -109,6 +111,102 @@ def query(root: str, fmt: str, max_rows: int, sql: str) -> None:
     with open_catalog(root) as catalog:
         result = catalog.query(sql)
     print_table(result, fmt=fmt, max_rows=max_rows)
+
+
+@cli.command()
+@click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--out", "root", required=True, envvar="HUMAN3R_DATASET", show_envvar=True,
+              help="Dataset root to write into (folder or s3://bucket/prefix).")
+@click.option("--checkpoint", default="auto", show_default=True, envvar="HUMAN3R_CHECKPOINT", show_envvar=True,
+              help="Weights: a .pth/.safetensors path, 'auto' (env var, then the Hugging Face cache), "
+                   "'hf:faneggg/human3r/<file>', or 'untrained:<preset>[:seed]' for a smoke run with random weights.")
+@click.option("--preset", default=None, help="672S, 672B, 672L, 896L or tiny (which file 'auto' prefers).")
+@click.option("--body-model", default=None, envvar="HUMAN3R_BODY_MODEL", show_envvar=True,
+              help="SMPL-X body model (SMPLX_NEUTRAL.npz or its folder); without it joints are left empty.")
+@click.option("--stride", default=1, show_default=True, help="Keep every N-th frame.")
+@click.option("--max-frames", type=int, default=None, help="Stop after this many kept frames per video.")
+@click.option("--start", "start_s", type=float, default=None, help="Skip frames before this time (s).")
+@click.option("--end", "end_s", type=float, default=None, help="Stop at this time (s).")
+@click.option("--reset-interval", type=int, default=None,
+              help="Re-initialise the state every N frames (long videos); poses are chained across resets.")
+@click.option("--ttt3r/--no-ttt3r", default=False, show_default=True, help="TTT3R gated state update.")
+@click.option("--points-per-frame", default=2000, show_default=True, help="Scene points kept per frame (0 = none).")
+@click.option("--conf-threshold", default=1.5, show_default=True, help="Minimum point confidence (>= 1).")
+@click.option("--max-side", default=8192, show_default=True, help="Refuse videos larger than this (px per side).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--force", is_flag=True, help="Redo videos the dataset already holds with this model and parameters.")
+def reconstruct(videos, root, checkpoint, preset, body_model, stride, max_frames, start_s, end_s, reset_interval,
+                ttt3r, points_per_frame, conf_threshold, max_side, device, force) -> None:
+    """Reconstruct VIDEOS (files or folders) into the dataset at --out.
+
+    \b
+    Each video is streamed (constant memory), written atomically, and skipped on a re-run with the same model and
+    parameters (--force redoes it). A video that cannot be read becomes a row in the failures table with a
+    one-line reason and the others go on; the exit code is 1 if any video failed.
+    Example:
+      human3r reconstruct clips/*.mp4 --out data/archive --checkpoint human3r_896L.pth --stride 2
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from human3r.body import load_body_model
+    from human3r.weights import load_model
+    from storage.fs import open_root
+    from tasks.convert import ConvertOptions
+    from tasks.decode import DecodeOptions
+    from tasks.discover import list_videos
+    from tasks.reconstruct import ReconstructOptions, reconstruct_video, resolve_device
+
+    console = Console(stderr=True)
+    options = ReconstructOptions(
+        decode=DecodeOptions(stride=stride, max_frames=max_frames, start_s=start_s, end_s=end_s, max_side=max_side),
+        convert=ConvertOptions(points_per_frame=points_per_frame, conf_threshold=conf_threshold),
+        reset_interval=reset_interval, use_ttt3r=ttt3r,
+    )
+    dev = resolve_device(device)
+    model, identity = load_model(checkpoint, preset=preset, device=dev)
+    if identity.is_untrained:
+        console.print(f"[bold yellow]UNTRAINED WEIGHTS ({identity.name}): a smoke run; every row is marked "
+                      f"model_version={identity.model_version}[/]")
+    body = load_body_model(body_model, device="cpu") if body_model else None
+    paths = list_videos(videos)
+    dataset = open_root(root)
+    summaries = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        for path in paths:
+            task = progress.add_task(path.rsplit("/", 1)[-1][:40], total=None, fps=0.0)
+            t0 = time.perf_counter()
+
+            def update(done, expected, task=task, t0=t0):
+                progress.update(task, completed=done, total=expected,
+                                fps=done / max(time.perf_counter() - t0, 1e-9))
+
+            summary = reconstruct_video(path, dataset, model, identity, options=options, body_model=body,
+                                        force=force, progress=update)
+            progress.update(task, visible=False)
+            summaries.append(summary)
+            if summary.status == "skipped":
+                console.print(f"skipped {path}: {summary.message} (--force redoes it)")
+            elif summary.status == "failed":
+                console.print(f"[red]failed {path}[/] at {summary.stage}: {summary.message}")
+            else:
+                console.print(f"[green]done[/] {path}: {summary.frames} frames, {summary.tracks} people, "
+                              f"{summary.points:,} points in {summary.seconds:.1f} s")
+    _print_summaries(summaries, root)
+    if any(s.status == "failed" for s in summaries):
+        sys.exit(1)
+
+
+def _print_summaries(summaries, root: str) -> None:
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist([{k: s.to_dict()[k] for k in ("source_uri", "status", "video_id", "frames",
+                                   "tracks", "points", "seconds", "message")} for s in summaries])
+    print_table(table, max_rows=1000)
+    counts = {k: sum(s.status == k for s in summaries) for k in ("ok", "skipped", "failed")}
+    click.echo(f"{counts['ok']} reconstructed, {counts['skipped']} skipped, {counts['failed']} failed -> {root}")
 
 
 @cli.command()

@@ -1,0 +1,276 @@
+"""Video files -> frames, streamed with PyAV: probe, hash, and a background decoder feeding a bounded queue.
+
+No temporary images: frames go straight from the decoder to the model, at most `queue_size` of them in memory.
+Timestamps are the stream's own presentation times (variable frame rate kept); the display rotation is applied;
+stride, frame cap and a time window select frames without changing their indices (`frame_idx` always counts every
+decoded frame of the stream from 0). Every way a file can be unusable raises `VideoError` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from tasks.errors import VideoError
+
+HASH_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeOptions:
+    stride: int = 1  # keep every `stride`-th decoded frame
+    max_frames: int | None = None  # stop after this many kept frames
+    start_s: float | None = None  # keep frames with timestamp >= start_s
+    end_s: float | None = None  # ... and < end_s
+    max_side: int = 8192  # refuse videos whose displayed width or height exceeds this (pixels)
+    max_error_ratio: float = 0.05  # fail when more than this fraction of packets cannot be decoded
+    queue_size: int = 8  # decoded frames buffered ahead of the consumer
+
+    def __post_init__(self) -> None:
+        if self.stride < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
+        if self.queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoProbe:
+    """What a video is, from its header and first frame (cheap)."""
+
+    path: str
+    size_bytes: int
+    content_sha256: str
+    width: int  # displayed (after rotation)
+    height: int
+    rotation_deg: int  # counter-clockwise rotation applied for display
+    fps: float | None
+    duration_s: float | None
+    frame_count: int  # from the container; 0 when it does not say
+    codec: str
+
+    @property
+    def video_id(self) -> str:
+        return video_id_from_sha256(self.content_sha256)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodedFrame:
+    index: int  # 0-based index among all decoded frames of the stream
+    timestamp_s: float  # presentation time, seconds from the stream start
+    rgb: np.ndarray  # (H, W, 3) uint8, display rotation applied
+
+
+@dataclasses.dataclass
+class DecodeStats:
+    packets: int = 0
+    decode_errors: int = 0
+    frames_decoded: int = 0
+    frames_kept: int = 0
+
+
+def video_id_from_sha256(sha256_hex: str) -> str:
+    return sha256_hex[:16]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_path(path: str | os.PathLike) -> Path:
+    text = os.fspath(path)
+    if "://" in text and not text.startswith("file://"):
+        raise VideoError("probe", f"unsupported location {text!r}: give a local file path")
+    p = Path(text.removeprefix("file://"))
+    if not p.exists():
+        raise VideoError("probe", f"no such file: {p}")
+    if p.is_dir():
+        raise VideoError("probe", f"{p} is a folder, not a video file")
+    if not os.access(p, os.R_OK):
+        raise VideoError("probe", f"{p} is not readable (permissions)")
+    if p.stat().st_size == 0:
+        raise VideoError("probe", f"{p} is empty (0 bytes)")
+    return p
+
+
+def _open(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as err:
+        raise VideoError("probe", f"not a readable video ({type(err).__name__}: {_short(err)})") from err
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        container.close()
+        raise VideoError("probe", f"no video stream (streams: {', '.join(kinds) or 'none'})")
+    return container
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:200] or type(err).__name__
+
+
+def _rotate(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
+    k = round(rotation_deg / 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def probe_video(path: str | os.PathLike, *, max_side: int = DecodeOptions.max_side) -> VideoProbe:
+    """Header facts, the content hash and the display rotation (from the first frame). Raises `VideoError`."""
+    import av
+
+    p = _check_path(path)
+    with _open(p) as container:
+        stream = container.streams.video[0]
+        rotation = 0
+        try:
+            for frame in container.decode(stream):
+                rotation = int(round(frame.rotation or 0))
+                break
+            else:
+                raise VideoError("probe", "the video stream holds no decodable frame")
+        except av.FFmpegError as err:
+            raise VideoError("probe", f"first frame cannot be decoded ({_short(err)})") from err
+        w, h = (stream.height, stream.width) if rotation % 180 else (stream.width, stream.height)
+        if not w or not h:
+            raise VideoError("probe", f"video stream has no frame size ({w}x{h})")
+        if max(w, h) > max_side:
+            raise VideoError("probe", f"frame size {w}x{h} exceeds the limit of {max_side} px per side "
+                                      f"(raise --max-side if this is intended)")
+        fps = float(stream.average_rate) if stream.average_rate else None
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1e6
+        codec = stream.codec_context.name
+        frame_count = int(stream.frames or 0)
+    return VideoProbe(path=str(p), size_bytes=p.stat().st_size, content_sha256=sha256_file(p), width=w, height=h,
+                      rotation_deg=rotation, fps=fps, duration_s=duration, frame_count=frame_count, codec=codec)
+
+
+class FrameReader:
+    """Iterate the kept frames of a video; a background thread decodes up to `queue_size` frames ahead.
+
+        with FrameReader(path, options) as reader:
+            for frame in reader:          # DecodedFrame
+                ...
+            reader.stats                  # packets, decode errors, frames decoded / kept
+
+    Raises `VideoError` (stage "decode") from the iteration when the file turns out unreadable, has no frames, or
+    has more undecodable packets than `max_error_ratio` allows.
+    """
+
+    _DONE = object()
+
+    def __init__(self, path: str | os.PathLike, options: DecodeOptions = DecodeOptions()):
+        self.path = _check_path(path)
+        self.options = options
+        self.stats = DecodeStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=options.queue_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------------------------------------ producer
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decode(self) -> None:
+        import av
+
+        opts, stats = self.options, self.stats
+        try:
+            with _open(self.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+                index = -1
+                for packet in container.demux(stream):
+                    if self._stop.is_set():
+                        return
+                    if packet.size:
+                        stats.packets += 1
+                    try:
+                        frames = packet.decode()
+                    except av.FFmpegError:
+                        stats.decode_errors += 1
+                        continue
+                    for frame in frames:
+                        index += 1
+                        stats.frames_decoded += 1
+                        t = (float(frame.time) - start) if frame.time is not None else index / float(
+                            stream.average_rate or 30)
+                        if opts.start_s is not None and t < opts.start_s:
+                            continue
+                        if opts.end_s is not None and t >= opts.end_s:
+                            return self._finish()
+                        if index % opts.stride:
+                            continue
+                        rgb = _rotate(frame.to_ndarray(format="rgb24"), int(round(frame.rotation or 0)))
+                        stats.frames_kept += 1
+                        if not self._put(DecodedFrame(index, t, rgb)):
+                            return
+                        if opts.max_frames is not None and stats.frames_kept >= opts.max_frames:
+                            return self._finish()
+            self._finish()
+        except VideoError as err:
+            self._put(err)
+        except Exception as err:  # noqa: BLE001 - any decoder failure becomes the consumer's VideoError
+            self._put(VideoError("decode", f"{type(err).__name__}: {_short(err)}"))
+        finally:
+            self._put(self._DONE)
+
+    def _finish(self) -> None:
+        stats, opts = self.stats, self.options
+        if stats.frames_decoded == 0:
+            raise VideoError("decode", f"no frame could be decoded ({stats.decode_errors} bad packets of "
+                                       f"{stats.packets})")
+        if stats.packets and stats.decode_errors / stats.packets > opts.max_error_ratio:
+            raise VideoError("decode", f"{stats.decode_errors} of {stats.packets} packets could not be decoded "
+                                       f"(limit {opts.max_error_ratio:.0%}); the file is corrupt")
+
+    # ------------------------------------------------------------------------------------------------ consumer
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._decode, name=f"decode:{self.path.name}", daemon=True)
+            self._thread.start()
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, VideoError):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,129 @@
+"""A corpus of bad inputs: each becomes one `failures` row with a one-line reason; the good videos go on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from storage import schema as S
+from storage.catalog import open_catalog
+from storage.fs import open_root
+from storage.parquet import read_failures
+from tasks.decode import DecodeOptions
+from tasks.reconstruct import ReconstructOptions, reconstruct_video
+from tasks.sample import sample_frames
+
+
+def _garbage_packets(path):
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("h264", rate=10)
+        s.width, s.height, s.pix_fmt, s.time_base = 64, 48, "yuv420p", Fraction(1, 10)
+        for i in range(10):
+            p = av.Packet(rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
+            p.stream, p.pts, p.dts, p.time_base = s, i, i, Fraction(1, 10)
+            c.mux(p)
+
+
+def _audio_only(path):
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for p in [*s.encode(frame), *s.encode()]:
+            c.mux(p)
+
+
+def _corrupt_packets(path, good):
+    data = bytearray(open(good, "rb").read())
+    rng = np.random.default_rng(0)
+    for i in rng.integers(2000, len(data), len(data) // 30):
+        data[i] = rng.integers(0, 256)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, make_video, sample_video):
+    d = tmp_path_factory.mktemp("bad")
+    good_mkv = make_video(d / "good.mkv", sample_frames(24, 192, 108), fps=12)
+    (d / "zero_bytes.mp4").write_bytes(b"")
+    (d / "random_bytes.mp4").write_bytes(np.random.default_rng(1).bytes(65536))
+    (d / "text.mp4").write_text("this is not a video\n")
+    (d / "truncated.mp4").write_bytes(open(sample_video, "rb").read()[: os.path.getsize(sample_video) // 2])
+    (d / "folder.mp4").mkdir()
+    _audio_only(d / "audio_only.m4a")
+    _garbage_packets(d / "garbage_packets.mkv")
+    _corrupt_packets(d / "corrupt_packets.mkv", good_mkv)
+    make_video(d / "absurd_size.mkv", [np.zeros((8208, 16, 3), np.uint8)] * 2, codec="ffv1", pix_fmt="bgr0")
+    make_video(d / "degenerate_aspect.mkv", [np.zeros((8, 2000, 3), np.uint8)] * 2, codec="ffv1", pix_fmt="bgr0")
+    kinds = {
+        "zero_bytes": (d / "zero_bytes.mp4", "probe", "empty"),
+        "missing": (d / "missing.mp4", "probe", "no such file"),
+        "folder": (d / "folder.mp4", "probe", "folder"),
+        "random_bytes": (d / "random_bytes.mp4", "probe", "not a readable video"),
+        "text": (d / "text.mp4", "probe", "not a readable video"),
+        "truncated": (d / "truncated.mp4", "probe", "not a readable video"),
+        "audio_only": (d / "audio_only.m4a", "probe", "no video stream"),
+        "garbage_packets": (d / "garbage_packets.mkv", "probe", "no decodable frame"),
+        "corrupt_packets": (d / "corrupt_packets.mkv", "decode", "could not be decoded"),
+        "absurd_size": (d / "absurd_size.mkv", "probe", "exceeds the limit"),
+        "degenerate_aspect": (d / "degenerate_aspect.mkv", "inference", "too thin"),
+        "remote_url": ("ftp://example.invalid/clip.mp4", "probe", "unsupported location"),
+    }
+    return {"good": sample_video, "kinds": kinds}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from human3r.weights import load_model
+
+    return load_model("untrained:tiny")
+
+
+OPTIONS = ReconstructOptions(decode=DecodeOptions(max_frames=3))
+
+
+def test_every_bad_input_becomes_one_failure_row(corpus, tiny_model, tmp_path):
+    root = open_root(tmp_path / "ds")
+    model, identity = tiny_model
+    kinds = corpus["kinds"]
+    assert len(kinds) >= 10
+    for name, (path, stage, reason) in kinds.items():
+        summary = reconstruct_video(str(path), root, model, identity, options=OPTIONS)
+        assert summary.status == "failed", name
+        assert summary.stage == stage, (name, summary)
+        assert reason in summary.message, (name, summary.message)
+        assert "\n" not in summary.message
+    ok = reconstruct_video(corpus["good"], root, model, identity, options=OPTIONS)
+    assert ok.status == "ok" and ok.frames == 3
+    rows = {r[S.SOURCE_URI]: r for r in read_failures(root).to_pylist()}
+    assert set(rows) == {str(p) for p, _, _ in kinds.values()}
+    for path, stage, reason in kinds.values():
+        assert rows[str(path)][S.STAGE] == stage and reason in rows[str(path)][S.MESSAGE]
+    with open_catalog(root) as cat:  # only the good video's rows are visible
+        assert cat.query("SELECT count(*) FROM frames").column(0)[0].as_py() == 3
+        assert cat.query("SELECT count(DISTINCT video_id) FROM points").column(0)[0].as_py() == 1
+
+
+def test_cli_goes_on_after_bad_videos_and_exits_1(corpus, tmp_path):
+    kinds = corpus["kinds"]
+    paths = [str(kinds["text"][0]), corpus["good"], str(kinds["zero_bytes"][0])]
+    cmd = [sys.executable, "-m", "tasks.cli", "reconstruct", *paths, "--out", str(tmp_path / "ds"),
+           "--checkpoint", "untrained:tiny", "--max-frames", "2", "--points-per-frame", "50"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "1 reconstructed, 0 skipped, 2 failed" in proc.stdout
+    out = subprocess.run([sys.executable, "-m", "tasks.cli", "query", "--root", str(tmp_path / "ds"), "--format",
+                          "json", "SELECT (SELECT count(*) FROM frames) AS f, (SELECT count(*) FROM failures) AS x"],
+                         capture_output=True, text=True, timeout=120)
+    assert json.loads(out.stdout) == [{"f": 2, "x": 2}]

@@ -1,0 +1,128 @@
+"""Video file -> `human3r reconstruct` -> DuckDB: the rows a user gets, re-runs, resets, preprocessing parity."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from storage import manifest
+from storage import schema as S
+from storage.catalog import open_catalog
+from storage.fs import open_root
+from tasks.decode import DecodeOptions, FrameReader
+from tasks.reconstruct import ReconstructOptions, reconstruct_video
+
+PARITY = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "parity"
+
+
+def cli(*args, ok=True):
+    proc = subprocess.run([sys.executable, "-m", "tasks.cli", *args], capture_output=True, text=True, timeout=600)
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def q(root, sql):
+    with open_catalog(root) as cat:
+        return cat.query(sql).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from human3r.weights import load_model
+
+    return load_model("untrained:tiny")
+
+
+@pytest.fixture(scope="module")
+def reconstructed(tmp_path_factory, sample_video):
+    root = tmp_path_factory.mktemp("e2e") / "ds"
+    proc = cli("reconstruct", sample_video, "--out", str(root), "--checkpoint", "untrained:tiny", "--stride", "2",
+               "--points-per-frame", "100", "--conf-threshold", "1.0")
+    assert "UNTRAINED" in proc.stderr and "1 reconstructed" in proc.stdout
+    return root
+
+
+def test_end_to_end_rows(reconstructed, sample_video):
+    with FrameReader(sample_video, DecodeOptions(stride=2)) as reader:
+        expected = [(f.index, f.timestamp_s) for f in reader]
+    frames = q(reconstructed, "SELECT * FROM frames ORDER BY frame_idx")
+    assert [(f[S.FRAME_IDX], f[S.TIMESTAMP_S]) for f in frames] == [(i, pytest.approx(t)) for i, t in expected]
+    for f in frames:
+        c2w = np.array(f[S.CAM_TO_WORLD]).reshape(4, 4)
+        np.testing.assert_allclose(c2w[3], [0, 0, 0, 1])
+        np.testing.assert_allclose(c2w[:3, :3] @ c2w[:3, :3].T, np.eye(3), atol=1e-4)  # a rotation
+        assert (f[S.WORK_WIDTH_PX], f[S.WORK_HEIGHT_PX]) == (128, 64)  # 192x108 -> long side 128, crop to /16
+    np.testing.assert_allclose(np.array(frames[0][S.CAM_TO_WORLD]).reshape(4, 4), np.eye(4), atol=1e-5)
+
+    humans = q(reconstructed, "SELECT frame_idx, track_id, head_world_m, body_pose FROM humans")
+    assert humans and all(h[S.TRACK_ID] is not None and h[S.TRACK_ID] >= 0 for h in humans)
+    per_frame = q(reconstructed, "SELECT f.frame_idx, f.n_humans, count(h.track_id) AS n FROM frames f LEFT JOIN "
+                                 "humans h USING (video_id, frame_idx) GROUP BY ALL")
+    assert all(r["n_humans"] == r["n"] for r in per_frame)
+    points = q(reconstructed, "SELECT frame_idx, count(*) AS n, min(conf) AS c FROM points GROUP BY 1")
+    assert len(points) == len(frames) and all(p["n"] == 100 and p["c"] >= 1.0 for p in points)
+
+    run = q(reconstructed, "SELECT * FROM runs")[0]
+    assert run[S.MODEL_VERSION] == "untrained-tiny-seed0" and run[S.CHECKPOINT_SHA256] is None
+    assert json.loads(run[S.PARAMS_JSON])["decode"]["stride"] == 2
+    video = q(reconstructed, "SELECT * FROM videos")[0]
+    assert (video[S.WIDTH_PX], video[S.HEIGHT_PX], video[S.FRAME_COUNT]) == (192, 108, 24)
+
+
+def test_rerun_is_skipped_and_force_replaces(reconstructed, sample_video):
+    args = ("reconstruct", sample_video, "--out", str(reconstructed), "--checkpoint", "untrained:tiny",
+            "--stride", "2", "--points-per-frame", "100", "--conf-threshold", "1.0")
+    before = q(reconstructed, "SELECT run_id FROM runs")
+    proc = cli(*args)
+    assert "skipped" in proc.stderr and "0 reconstructed, 1 skipped" in proc.stdout
+    assert q(reconstructed, "SELECT run_id FROM runs") == before
+    cli(*args, "--force")
+    after = q(reconstructed, "SELECT run_id, n_frames FROM runs")
+    assert len(after) == 1 and after[0]["run_id"] != before[0]["run_id"]
+    assert q(reconstructed, "SELECT count(*) AS n FROM frames")[0]["n"] == after[0]["n_frames"] == 12
+
+
+def test_other_parameters_make_a_new_run(tiny_model, sample_video, tmp_path):
+    model, identity = tiny_model
+    root = open_root(tmp_path / "ds")
+    a = reconstruct_video(sample_video, root, model, identity, options=ReconstructOptions(
+        decode=DecodeOptions(max_frames=4)))
+    b = reconstruct_video(sample_video, root, model, identity, options=ReconstructOptions(
+        decode=DecodeOptions(max_frames=5)))
+    assert (a.status, b.status, b.frames) == ("ok", "ok", 5)
+    assert len(manifest.list_commits(root)) == 1  # same video: replaced, not added
+
+
+def test_reset_interval_keeps_one_row_per_frame_and_chains_poses(tiny_model, sample_video, tmp_path):
+    model, identity = tiny_model
+    root = open_root(tmp_path / "ds")
+    s = reconstruct_video(sample_video, root, model, identity, options=ReconstructOptions(
+        decode=DecodeOptions(max_frames=7), reset_interval=3))
+    assert s.status == "ok" and s.frames == 7
+    frames = q(root, "SELECT frame_idx, cam_to_world FROM frames ORDER BY frame_idx")
+    assert [f["frame_idx"] for f in frames] == list(range(7))
+
+
+def test_decoded_frames_preprocess_exactly_like_the_reference(make_video, tmp_path):
+    """The parity frames, through a lossless video file and our decoder, give the reference's input tensors."""
+    from human3r.preprocess import prepare_frame
+
+    inputs = np.load(PARITY / "inputs.npz")
+    config = json.loads((PARITY / "config.json").read_text())
+    size = config.get("inputs", {}).get("size", 128)
+    path = make_video(tmp_path / "parity.mkv", list(inputs["frames"]), codec="ffv1", pix_fmt="bgr0")
+    with FrameReader(path) as reader:
+        decoded = list(reader)
+    assert len(decoded) == len(inputs["frames"])
+    for i, f in enumerate(decoded):
+        np.testing.assert_array_equal(f.rgb, inputs["frames"][i])
+        frame = prepare_frame(f.rgb, size, 224)
+        torch.testing.assert_close(frame.img, torch.from_numpy(inputs["img"][i]), atol=0, rtol=0)
+        torch.testing.assert_close(frame.img_mhmr, torch.from_numpy(inputs["img_mhmr"][i]), atol=2e-7, rtol=0)
