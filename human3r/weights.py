@@ -440,12 +440,19 @@ def _config_from_constructor(constructor: str | None, preset: str | None, source
         return Human3RConfig.preset(preset)
     kwargs = parse_constructor(constructor)
     kwargs["landscape_only"] = False  # the reference forces this too: portrait frames are processed as they are
+    # A released variant is fully described by its string (backbone, mhmr_img_res); only other presets (tiny)
+    # supply internals the reference hard-codes, so only they are passed on as a hint.
+    hint = None if preset in OFFICIAL_FILES else preset
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # training-only arguments are expected
-            return Human3RConfig.from_reference_kwargs(kwargs, preset_hint=preset)
+            config = Human3RConfig.from_reference_kwargs(kwargs, preset_hint=hint)
     except ConfigError as err:
         raise CheckpointError(f"{source}: its model configuration is not supported: {err}") from err
+    if preset in OFFICIAL_FILES and preset_of(config) != preset:
+        logger.warning("%s holds the %s variant, not the requested %s; using the file's", source,
+                       preset_of(config), preset)
+    return config
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -452,3 +452,11 @@ def test_truncated_or_foreign_file_is_a_clear_error(official, tmp_path):
         with pytest.raises(CheckpointError, match="truncated, corrupt or not a torch checkpoint") as info:
             W.load_model(str(path), preset="tiny")
         assert "weights_only" not in str(info.value)
+
+
+def test_a_released_file_describes_itself_whatever_preset_is_asked(caplog):
+    ck = W.read_official_checkpoint(FIXTURES / "weights" / "hydra_args_checkpoint.pth")
+    with caplog.at_level("WARNING", logger="human3r.weights"):
+        config = W._config_from_constructor(ck.constructor, "672S", Path("human3r_896L.pth"))
+    assert W.preset_of(config) == "896L"
+    assert "holds the 896L variant, not the requested 672S" in caplog.text
