@@ -277,6 +277,11 @@ def _safe_torch_load(path: Path, mmap: bool = True) -> Any:
         with torch.serialization.safe_globals(allow):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as err:
+        if "Unsupported global" in str(err):  # a global the static pre-scan could not see
+            raise CheckpointError(
+                f"{path} contains a pickled object that is not allowed ({_torch_load_reason(err)}); it is refused "
+                "because loading it could run arbitrary code."
+            ) from err
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_torch_load_reason(err)}. It is truncated, corrupt or not a torch "
             f"checkpoint; download it again. {_get_weights_hint()}"
@@ -444,9 +449,11 @@ def _config_from_constructor(constructor: str | None, preset: str | None, source
     # supply internals the reference hard-codes, so only they are passed on as a hint.
     hint = None if preset in OFFICIAL_FILES else preset
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # training-only arguments are expected
+        with warnings.catch_warnings(record=True) as caught:  # training-only arguments are expected
+            warnings.simplefilter("always")
             config = Human3RConfig.from_reference_kwargs(kwargs, preset_hint=hint)
+        for w in caught:
+            logger.debug("%s: %s", source, w.message)
     except ConfigError as err:
         raise CheckpointError(f"{source}: its model configuration is not supported: {err}") from err
     if preset in OFFICIAL_FILES and preset_of(config) != preset:
