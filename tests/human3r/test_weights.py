@@ -460,3 +460,22 @@ def test_a_released_file_describes_itself_whatever_preset_is_asked(caplog):
         config = W._config_from_constructor(ck.constructor, "672S", Path("human3r_896L.pth"))
     assert W.preset_of(config) == "896L"
     assert "holds the 896L variant, not the requested 672S" in caplog.text
+
+
+def test_cli_download(official, monkeypatch):
+    import huggingface_hub
+    from click.testing import CliRunner
+
+    from human3r.weights_cli import weights
+
+    calls = []
+
+    def fake_download(repo_id, filename, cache_dir=None, **kwargs):
+        calls.append((repo_id, filename))
+        return str(official[0])
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    result = CliRunner().invoke(weights, ["download", "--preset", "672S"])
+    assert result.exit_code == 0, result.output
+    assert calls == [("faneggg/human3r", "human3r_672S.pth")]
+    assert hashlib.sha256(official[0].read_bytes()).hexdigest() in result.output
