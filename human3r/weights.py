@@ -49,6 +49,7 @@ __all__ = [
     "OFFICIAL_FILES",
     "LoadReport",
     "ModelIdentity",
+    "OfficialCheckpoint",
     "check_state_dict",
     "download_official",
     "file_sha256",
