@@ -266,10 +266,13 @@ def run_case(model: Human3R, frames: list[Frame], case_path: Path, strict: bool 
     return list(rows.values())
 
 
-def run_parity(fixture: str | Path, perturb: Callable[[Human3R], None] | None = None, strict: bool = False
-               ) -> ParityReport:
-    """Run every case of the fixture pack; `perturb(model)` edits the loaded model first (used by tests);
-    `strict` uses the README tolerances without the documented platform-floor relaxations."""
+def run_parity(fixture: str | Path, perturb: Callable[[Human3R], None] | None = None, strict: bool = False,
+               cases: tuple[str, ...] | None = None) -> ParityReport:
+    """Run the cases of the fixture pack (all, or the named ones such as ("default",)).
+
+    `perturb(model)` edits the loaded model first (used by tests); `strict` uses the README tolerances without
+    the documented platform-floor relaxations.
+    """
     fixture = Path(fixture)
     model, _ = build_fixture_model(fixture)
     if perturb is not None:
@@ -278,6 +281,8 @@ def run_parity(fixture: str | Path, perturb: Callable[[Human3R], None] | None = 
     frames = fixture_frames(fixture)
     rows = check_preprocess(fixture, model.cfg)
     for case_path in sorted(fixture.glob("case_*.npz")):
+        if cases is not None and case_path.stem.removeprefix("case_") not in cases:
+            continue
         rows += run_case(model, frames, case_path, strict)
     return ParityReport(rows)
 
@@ -287,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("fixture_dir", type=Path)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the fixtures used 2)")
     parser.add_argument("--strict", action="store_true", help="README tolerances without platform-floor relaxations")
+    parser.add_argument("--case", action="append", help="only this case (default, ttt3r, reset2); repeatable")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = run_parity(args.fixture_dir, strict=args.strict)
+    report = run_parity(args.fixture_dir, strict=args.strict, cases=tuple(args.case) if args.case else None)
     print(report.table())
     n_bad = sum(not r.ok for r in report.rows)
     print(f"\nparity {'PASSED' if report.ok else 'FAILED'}: {len(report.rows) - n_bad} ok / {n_bad} failed")

@@ -1,0 +1,68 @@
+"""Numerical parity with the reference implementation on the tiny synthetic-weight fixture pack."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from human3r.parity import main, run_parity
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "parity"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The fixtures were made with 2 threads; 1 vs 2 threads moves results by <= 2.2e-6 (fixture README), far
+    inside the tolerances, and a single thread avoids OpenMP stalls on a shared CPU (10x slower otherwise)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_parity(FIXTURE)
+
+
+def test_parity_passes(report):
+    assert report.ok, "\n" + report.table()
+    names = {(r.case, r.name) for r in report.rows}
+    for case in ("default", "ttt3r", "reset2"):
+        for name in ("pts3d_in_self_view", "smpl_id", "final.state", "final.mem", "post.c2w", "f0.dec_img_4",
+                     "state_new", "smpl_prompt_pos"):
+            assert (case, name) in names
+    assert ("ttt3r", "ttt3r_gate") in names
+    assert ("inputs", "preprocess.img") in names
+
+
+def test_readme_tolerances_hold_except_documented_platform_floor(report):
+    """Everything but f0.enc_block0 and post.focal meets the README numbers verbatim (see parity.PLATFORM_FLOOR)."""
+    strict = run_parity(FIXTURE, strict=True, cases=("ttt3r",))
+    failing = {r.name for r in strict.rows if not r.ok}
+    assert failing <= {"f0.enc_block0", "post.focal"}, failing
+
+
+def test_perturbed_weight_fails():
+    def perturb(model):
+        model.decoder.dec_blocks_state[1].cross_attn.projk.weight.mul_(1.01)
+
+    bad = run_parity(FIXTURE, perturb=perturb, cases=("default",))
+    assert not bad.ok
+    failing = {r.name for r in bad.rows if not r.ok}
+    assert {"f0.dec_img_4", "pts3d_in_self_view", "camera_pose"} <= failing
+    assert "f0.enc_block0" not in failing  # encoder untouched
+
+
+def test_missing_fp16_rope_rounding_fails():
+    def perturb(model):
+        for blk in model.encoder.enc_blocks:
+            blk.attn.rope = "fp32"
+
+    bad = run_parity(FIXTURE, perturb=perturb, cases=("default",))
+    assert "f0.enc_block0" in {r.name for r in bad.rows if not r.ok}
+
+
+def test_cli_exit_code(capsys):
+    assert main([str(FIXTURE), "--case", "reset2", "--threads", "1"]) == 0
+    assert "parity PASSED" in capsys.readouterr().out
