@@ -72,8 +72,8 @@ def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool =
                device: torch.device | str | None = None) -> Iterator[StreamFrame]:
     """Run `model` (a `Human3R`) over `frames` (uint8 RGB arrays or preprocessed `Frame`s), one view at a time.
 
-    Yields a `StreamFrame` per kept view (plus reset duplicates when `include_duplicates`). Runs under
-    `torch.inference_mode()`; tensors stay on `device` (default: the model's device).
+    Yields a `StreamFrame` per kept view (plus reset duplicates when `include_duplicates`). Each step runs under
+    `torch.inference_mode()` (not held across yields); tensors stay on `device` (default: the model's device).
     """
     if reset_interval is not None and reset_interval <= 0:
         from human3r.errors import ConfigError
@@ -82,29 +82,37 @@ def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool =
     cfg = model.cfg
     if device is None:
         device = next(model.parameters()).device
-    with torch.inference_mode():
+    with torch.inference_mode():  # never held across a yield: the caller's grad mode stays untouched
         state: State = model.initial_state()
-        base = torch.eye(4, device=device)
-        view = 0
-        for i, frame in enumerate(frames):
-            if not isinstance(frame, Frame):
-                frame = prepare_frame(frame, cfg.image_size, cfg.dino.image_res)
-            frame = frame.to(device)
-            reset = reset_interval is not None and (i + 1) % reset_interval == 0
-            tr = {} if trace else None
-            out, state = model(frame, state, ttt3r=use_ttt3r, trace=tr)
-            focal, pp = estimate_focal(out.pts3d_self)
-            raw_c2w = out.c2w[0]
-            yield StreamFrame(i, view, out, base @ raw_c2w, focal, pp, reset, False, state, tr)
-            view += 1
-            del out
-            if reset:
-                base = base @ raw_c2w  # product of the raw poses of the reset frames so far
+    base = torch.eye(4, device=device)
+    view = 0
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, Frame):
+            frame = prepare_frame(frame, cfg.image_size, cfg.dino.image_res)
+        frame = frame.to(device)
+        reset = reset_interval is not None and (i + 1) % reset_interval == 0
+        kept, state = _step(model, frame, state, use_ttt3r, trace, base, i, view, reset, duplicate=False)
+        yield kept
+        view += 1
+        if reset:
+            with torch.inference_mode():
+                base = base @ kept.output.c2w[0]  # product of the raw poses of the reset frames so far
                 state = model.reset_state(state)
-                tr = {} if trace else None
-                dup, state = model(frame, state, ttt3r=use_ttt3r, trace=tr)
-                if include_duplicates:
-                    focal, pp = estimate_focal(dup.pts3d_self)
-                    yield StreamFrame(i, view, dup, base @ dup.c2w[0], focal, pp, False, True, state, tr)
-                view += 1
-                del dup
+            del kept
+            dup, state = _step(model, frame, state, use_ttt3r, trace, base, i, view, False, duplicate=True)
+            if include_duplicates:
+                yield dup
+            view += 1
+            del dup
+        else:
+            del kept
+
+
+def _step(model, frame: Frame, state: State, ttt3r: bool, trace: bool, base: torch.Tensor, index: int, view: int,
+          reset: bool, duplicate: bool) -> tuple[StreamFrame, State]:
+    tr = {} if trace else None
+    with torch.inference_mode():
+        out, state = model(frame, state, ttt3r=ttt3r, trace=tr)
+        focal, pp = estimate_focal(out.pts3d_self)
+        c2w = base @ out.c2w[0]
+    return StreamFrame(index, view, out, c2w, focal, pp, reset, duplicate, state, tr), state
