@@ -897,9 +897,9 @@ def _load_untrained(
     spec: str, preset: str | None, device: str | torch.device, dtype: torch.dtype
 ) -> tuple[nn.Module, ModelIdentity]:
     name, seed = _parse_untrained(spec, preset)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = _model_class()(Human3RConfig.preset(name))
+    from human3r.init import synthetic_init_
+
+    model = synthetic_init_(_model_class()(Human3RConfig.preset(name)), seed)
     logger.warning("using UNTRAINED random weights (%s, seed %d): outputs are meaningless", name, seed)
     return _finish(model, device, dtype), _untrained_identity(spec, name, seed)
 
