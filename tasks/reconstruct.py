@@ -43,6 +43,14 @@ class ReconstructOptions:
     use_ttt3r: bool = False  # TTT3R gated state update instead of CUT3R's overwrite
     chunk_frames: int = 64  # frames of rows buffered before they are appended to the files
 
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ReconstructOptions:
+        d = dict(d)
+        return cls(decode=DecodeOptions(**d.pop("decode", {})), convert=ConvertOptions(**d.pop("convert", {})), **d)
+
     def params(self) -> dict:
         """The parameters that define the output (buffering and queue sizes excluded)."""
         d = dataclasses.asdict(self)
