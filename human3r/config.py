@@ -143,6 +143,9 @@ class HeadsConfig:
             raise ConfigError(f"HeadsConfig.det_threshold must be in (0, 1), got {self.det_threshold!r}")
         if self.nms_kernel % 2 != 1:
             raise ConfigError(f"HeadsConfig.nms_kernel must be odd, got {self.nms_kernel}")
+        for name in ("rgb_head", "msk_head"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"HeadsConfig.{name} must be a bool, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,25 @@ _REQUIRED_VALUES = {
     "depth_head": (False,),
     "pose_conf_head": (False,),
 }
+# Reference argument -> [(config part, field)].
+_KWARG_FIELDS = {
+    "enc_embed_dim": [("encoder", "embed_dim")],
+    "enc_depth": [("encoder", "depth")],
+    "enc_num_heads": [("encoder", "num_heads")],
+    "patch_size": [("encoder", "patch_size")],
+    "ray_enc_depth": [("encoder", "ray_depth")],
+    "mlp_ratio": [("encoder", "mlp_ratio"), ("decoder", "mlp_ratio")],
+    "dec_embed_dim": [("decoder", "embed_dim")],
+    "dec_depth": [("decoder", "depth")],
+    "dec_num_heads": [("decoder", "num_heads")],
+    "state_dec_num_heads": [("decoder", "state_num_heads")],
+    "state_size": [("decoder", "state_size")],
+    "state_pe": [("decoder", "state_pe")],
+    "local_mem_size": [("decoder", "mem_size")],
+    "mhmr_img_res": [("dino", "image_res")],
+    "rgb_head": [("heads", "rgb_head")],
+    "msk_head": [("heads", "msk_head")],
+}
 # Accepted and ignored: training-only or cosmetic arguments.
 _IGNORED = {"freeze", "img_size", "croco_kwargs", "enc_pos_embed", "dec_pos_embed", "gradient_checkpointing"}
 
@@ -336,70 +358,33 @@ def _from_reference_kwargs(cls: type[Human3RConfig], kwargs: dict[str, Any], pre
     kw = dict(kwargs)
     if isinstance(kw.get("croco_kwargs"), dict):  # a nested croco_kwargs dict is flattened (explicit args win)
         kw = {**kw.pop("croco_kwargs"), **kw}
-    enc: dict[str, Any] = {}
-    dec: dict[str, Any] = {}
-    dino: dict[str, Any] = {}
-    heads: dict[str, Any] = {}
+    parts: dict[str, dict[str, Any]] = {"encoder": {}, "decoder": {}, "dino": {}, "heads": {}}
     for key, value in kw.items():
-        if key in _REQUIRED_VALUES:
+        if key in _KWARG_FIELDS:
+            for part, name in _KWARG_FIELDS[key]:
+                parts[part][name] = value
+        elif key in _REQUIRED_VALUES:
             if value not in _REQUIRED_VALUES[key]:
                 raise ConfigError(f"{key}={value!r} is not supported; expected one of {_REQUIRED_VALUES[key]}")
-        elif key == "depth_mode":
-            _check_mode(key, value, vmin_inf=True)
-        elif key == "pose_mode":
+        elif key in ("depth_mode", "pose_mode"):
             _check_mode(key, value, vmin_inf=True)
         elif key == "conf_mode":
             _check_mode(key, value, vmin_inf=False, vmin=1.0)
         elif key == "pos_embed":
-            if not (isinstance(value, str) and value.startswith("RoPE")):
+            base_str = value[4:] if isinstance(value, str) and value.startswith("RoPE") else ""
+            if not base_str.replace(".", "", 1).isdigit():
                 raise ConfigError(f"pos_embed={value!r} is not supported; expected 'RoPE<base>' such as 'RoPE100'")
-            try:
-                enc["rope_base"] = float(value[4:])
-            except ValueError:
-                raise ConfigError(f"pos_embed={value!r}: cannot read the RoPE base") from None
-        elif key == "enc_embed_dim":
-            enc["embed_dim"] = value
-        elif key == "enc_depth":
-            enc["depth"] = value
-        elif key == "enc_num_heads":
-            enc["num_heads"] = value
-        elif key == "patch_size":
-            enc["patch_size"] = value
-        elif key == "ray_enc_depth":
-            enc["ray_depth"] = value
-        elif key == "mlp_ratio":
-            enc["mlp_ratio"] = float(value)
-            dec["mlp_ratio"] = float(value)
-        elif key == "dec_embed_dim":
-            dec["embed_dim"] = value
-        elif key == "dec_depth":
-            dec["depth"] = value
-        elif key == "dec_num_heads":
-            dec["num_heads"] = value
-        elif key == "state_dec_num_heads":
-            dec["state_num_heads"] = value
-        elif key == "state_size":
-            dec["state_size"] = value
-        elif key == "state_pe":
-            dec["state_pe"] = value
-        elif key == "local_mem_size":
-            dec["mem_size"] = value
+            parts["encoder"]["rope_base"] = float(base_str)
         elif key == "backbone":
             if value not in _DINO_BACKBONES:
                 raise ConfigError(f"backbone={value!r} is not supported; expected one of {sorted(_DINO_BACKBONES)}")
-            if preset_hint is None:
-                dino["embed_dim"], dino["depth"], dino["num_heads"] = _DINO_BACKBONES[value]
-        elif key == "mhmr_img_res":
-            dino["image_res"] = value
-        elif key == "rgb_head":
-            heads["rgb_head"] = bool(value)
-        elif key == "msk_head":
-            heads["msk_head"] = bool(value)
-        elif key in _IGNORED:
-            continue
-        else:
+            if preset_hint is None:  # with a hint, the preset's (possibly overridden) DINOv2 size wins
+                dims = dict(zip(("embed_dim", "depth", "num_heads"), _DINO_BACKBONES[value], strict=True))
+                parts["dino"].update(dims)
+        elif key not in _IGNORED:
             warnings.warn(f"from_reference_kwargs: ignoring unknown reference argument {key!r}={value!r}",
-                          stacklevel=2)
+                          stacklevel=3)
+    enc, dec, dino, heads = parts["encoder"], parts["decoder"], parts["dino"], parts["heads"]
     try:
         return dataclasses.replace(
             base,
