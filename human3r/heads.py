@@ -83,6 +83,22 @@ def nms(heat: torch.Tensor, kernel: int = 3) -> torch.Tensor:
     return heat * (hmax == heat).float()
 
 
+def host_patches(loc: torch.Tensor, res: int, height: int, width: int, patch: int
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Map head keypoints from the padded R x R human-branch frame to the CUT3R patch grid.
+
+    loc: (n, 2) (x, y) in R-px padded coordinates -> (rows (n,), cols (n,)) int64 patch indices. Scale by the
+    float32 max(H, W)/R, subtract the centring pad, clamp into the image, floor-divide by the patch size.
+    """
+    m = max(height, width)
+    scale = torch.tensor(float(m), dtype=loc.dtype, device=loc.device) / float(res)
+    offset = torch.tensor([(m - width) // 2, (m - height) // 2], dtype=loc.dtype, device=loc.device)
+    uv = loc * scale - offset
+    u = uv[:, 0].clamp(0, width - 1)
+    v = uv[:, 1].clamp(0, height - 1)
+    return (v // patch).long(), (u // patch).long()
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # DPT
 
@@ -278,18 +294,3 @@ class Human3RHead(nn.Module):
             "camera_pose": camera_pose,
         }
 
-
-def host_patches(loc: torch.Tensor, res: int, height: int, width: int, patch: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Map head keypoints from the padded R x R human-branch frame to the CUT3R patch grid.
-
-    loc: (n, 2) (x, y) in R-px padded coordinates -> (rows (n,), cols (n,)) int64 patch indices. Scale by the
-    float32 max(H, W)/R, subtract the centring pad, clamp into the image, floor-divide by the patch size.
-    """
-    m = max(height, width)
-    scale = torch.tensor(float(m), dtype=loc.dtype, device=loc.device) / float(res)
-    offset = torch.tensor([(m - width) // 2, (m - height) // 2], dtype=loc.dtype, device=loc.device)
-    uv = loc * scale - offset
-    u = uv[:, 0].clamp(0, width - 1)
-    v = uv[:, 1].clamp(0, height - 1)
-    return (v // patch).long(), (u // patch).long()
