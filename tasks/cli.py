@@ -13,7 +13,21 @@ import click
 
 
 class _Group(click.Group):
-    """Turns the errors we raise on purpose into one red line and exit code 2 (no traceback)."""
+    """Turns the errors we raise on purpose into one red line and exit code 2 (no traceback), and loads the
+    `weights` subcommands (which import torch) only when they are used."""
+
+    LAZY = {"weights": ("human3r.weights_cli", "weights")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name in self.LAZY:
+            import importlib
+
+            module, attr = self.LAZY[name]
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context):
         from human3r.errors import Human3RError
@@ -33,9 +47,11 @@ def cli() -> None:
 
     \b
     Typical use:
-      human3r synth --root data/demo                 # a synthetic dataset to try queries on
+      human3r demo                                   # sample footage through Prefect + Ray into data/demo
+      human3r reconstruct clips/ --out data/archive  # videos -> dataset, in this process
       human3r query --root data/demo "SELECT count(*) FROM humans"
       human3r schema                                 # every table and column, with units and frames
+      human3r weights resolve auto                   # which checkpoint would be used
     """
 
 
@@ -243,29 +259,111 @@ def synth(root: str, n_videos: int, n_frames: int, points_per_frame: int, seed: 
 
 
 @cli.command()
-@click.option("--root", default="data/demo", show_default=True, help="Dataset root the demo writes and queries.")
-@click.option("--videos", "n_videos", default=6, show_default=True)
-def demo(root: str, n_videos: int) -> None:
-    """The main job, offline: build a dataset, then show what is in it with the README's SQL recipes.
+@click.option("--footage", default="data/demo-footage", show_default=True,
+              help="Folder of the demo videos (3 sample clips are generated into it if missing).")
+@click.option("--dataset", default="data/demo", show_default=True, help="Dataset root the demo writes.")
+@click.option("--checkpoint", default="auto", show_default=True, envvar="HUMAN3R_CHECKPOINT", show_envvar=True,
+              help="Weights; 'auto' falls back to untrained:tiny (loudly) when none are installed.")
+@click.option("--home", default=None, envvar="HUMAN3R_HOME", help="State folder for the local services "
+              "[default: .human3r]")
+@click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT", help="Prefect server port [4200].")
+@click.option("--timeout", "timeout_s", default=1800, show_default=True, help="Seconds to wait for the run.")
+def demo(footage: str, dataset: str, checkpoint: str, home: str | None, port: int | None, timeout_s: int) -> None:
+    """The main job on one machine: the whole pipeline through a real Prefect server, worker and Ray actors.
 
-    Until the reconstruction pipeline lands this writes a synthetic dataset (marked model_version
-    'synthetic:0'); every recipe below is plain SQL you can run with `human3r query`.
+    \b
+    1. starts a Prefect server (SQLite, 127.0.0.1) and a process worker unless they are running;
+    2. deploys prefect.yaml and runs `prefect deployment run reconstruct-archive/demo --watch`;
+    3. prints what landed in the dataset (DuckDB).
+    Stop the services with `human3r services stop`. Exit code 1 if the run did not complete.
     """
-    from storage.catalog import open_catalog
-    from storage.fs import open_root
-    from storage.recipes import RECIPES
-    from storage.synthetic import SynthSpec, write_synthetic_dataset
+    from human3r.errors import CheckpointError
+    from human3r.weights import inspect_weights
+    from tasks.services import Services
 
-    click.secho("No model runs in this demo yet: the rows are SYNTHETIC (model_version 'synthetic:0').",
-                fg="yellow", bold=True)
-    write_synthetic_dataset(open_root(root), n_videos, SynthSpec(n_frames=300, max_people=5), seed=0)
-    click.echo(f"dataset at {root}\n")
-    with open_catalog(root) as catalog:
-        for title, sql in RECIPES.values():
+    try:
+        identity = inspect_weights(checkpoint)
+    except CheckpointError as err:
+        if checkpoint != "auto":
+            raise
+        click.secho("=" * 100, fg="yellow", bold=True)
+        click.secho("No Human3R checkpoint found (HUMAN3R_CHECKPOINT unset, nothing in the Hugging Face cache).",
+                    fg="yellow", bold=True)
+        click.secho("The demo runs with UNTRAINED weights (untrained:tiny): the pipeline is real, the numbers "
+                    "are not.", fg="yellow", bold=True)
+        click.secho(f"To use the real model: {str(err).splitlines()[-1][:300]}", fg="yellow")
+        click.secho("=" * 100, fg="yellow", bold=True)
+        checkpoint = "untrained:tiny"
+    else:
+        click.echo(f"weights: {identity.name} ({identity.model_version})")
+
+    services = Services.from_env(home, port)
+    t0 = time.perf_counter()
+    click.echo(f"Prefect server: {'started' if services.start_server() else 'already running'} at "
+               f"{services.api_url} ({time.perf_counter() - t0:.1f} s)")
+    click.echo(f"Prefect worker: {'started' if services.start_worker() else 'already running'} "
+               f"(pool local-process; logs in {services.home})")
+    services.deploy()
+    click.echo("deployed prefect.yaml: reconstruct-archive/demo, reconstruct-archive/nightly")
+    params = {"source": footage, "dataset": dataset, "checkpoint": checkpoint}
+    t1 = time.perf_counter()
+    rc = services.run_deployment("reconstruct-archive/demo", params, timeout_s=timeout_s)
+    click.echo(f"flow run finished with exit code {rc} in {time.perf_counter() - t1:.1f} s")
+    if rc != 0:
+        click.secho(f"the demo run did not complete; see `prefect flow-run ls` and {services.home}/worker.log",
+                    fg="red", err=True)
+        sys.exit(1)
+
+    from storage.catalog import open_catalog
+    from storage.recipes import RECIPES
+
+    with open_catalog(dataset) as catalog:
+        for key in ("overview", "fastest_walkers", "failures"):
+            title, sql = RECIPES[key]
             click.secho(f"-- {title}", bold=True)
-            click.echo(f"human3r query --root {root} \"{sql}\"")
             print_table(catalog.query(sql), max_rows=10)
-            click.echo()
+    click.echo(f"\nquery it:  human3r query --root {dataset} \"SELECT count(*) FROM humans\"")
+    click.echo("stop the services:  human3r services stop")
+
+
+@cli.group()
+def services() -> None:
+    """The local Prefect server and worker that `human3r demo` starts."""
+
+
+@services.command("status")
+@click.option("--home", default=None, envvar="HUMAN3R_HOME")
+@click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT")
+def services_status(home, port) -> None:
+    """Is the server answering, is the worker running."""
+    from tasks.services import Services
+
+    st = Services.from_env(home, port).status()
+    click.echo(f"server: {st['server'] or 'not running'} (pid {st['server_pid']})")
+    click.echo(f"worker: {'running, pid ' + str(st['worker_pid']) if st['worker_pid'] else 'not running'}")
+    click.echo(f"state:  {st['home']}")
+
+
+@services.command("stop")
+@click.option("--home", default=None, envvar="HUMAN3R_HOME")
+@click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT")
+def services_stop(home, port) -> None:
+    """Stop the worker and the server started by `human3r demo`."""
+    from tasks.services import Services
+
+    stopped = Services.from_env(home, port).stop()
+    click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@services.command("env")
+@click.option("--home", default=None, envvar="HUMAN3R_HOME")
+@click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT")
+def services_env(home, port) -> None:
+    """Print `export` lines so `prefect ...` commands talk to this server: eval "$(human3r services env)"."""
+    from tasks.services import Services
+
+    for key, value in Services.from_env(home, port).env().items():
+        click.echo(f"export {key}={value}")
 
 
 def main() -> None:
