@@ -55,7 +55,7 @@ class Services:
         }
 
     def full_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env = dict(os.environ)  # the user's other PREFECT_* settings pass through; these five are ours
         env.update(self.env())
         bindir = str(Path(sys.executable).parent)
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
