@@ -137,7 +137,8 @@ class Human3R(nn.Module):
         if human_tokens.shape[1] > 0:
             smpl = head.smpl(human_tokens, det.tokens)
             ids, tracks = assign_track_ids(human_tokens, state.tracks, cfg.tracker)
-            humans = Humans(det.loc, smpl.rotmat, smpl.betas, smpl.expression, smpl.transl, ids, human_tokens,
+            score = det.scores[0, det.rows, det.cols, 0][None]
+            humans = Humans(det.loc, score, smpl.rotmat, smpl.betas, smpl.expression, smpl.transl, ids, human_tokens,
                             prompts, prompt_pos)
         else:
             tracks = state.tracks

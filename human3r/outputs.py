@@ -17,6 +17,7 @@ class Humans:
     """People detected in one frame, n >= 0, in detection (row-major grid) order."""
 
     loc: torch.Tensor  # (1, n, 2) float32 head keypoint (x, y) in padded human-branch pixels (e.g. 896 px)
+    score: torch.Tensor  # (1, n) float32 detection score after NMS, >= the detection threshold
     rotmat: torch.Tensor  # (1, n, 53, 3, 3) float32 rotations: global, body 21, left hand 15, right hand 15, jaw
     betas: torch.Tensor  # (1, n, 10) float32 SMPL-X shape
     expression: torch.Tensor  # (1, n, 10) float32 SMPL-X expression
@@ -36,7 +37,7 @@ class Humans:
         def z(*s: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros(1, 0, *s, dtype=dtype, device=device)
 
-        return cls(z(2), z(num_rot, 3, 3), z(num_betas), z(num_expr), z(3), z(dtype=torch.long), z(dim), z(dim),
+        return cls(z(2), z(), z(num_rot, 3, 3), z(num_betas), z(num_expr), z(3), z(dtype=torch.long), z(dim), z(dim),
                    z(2, dtype=torch.long))
 
 

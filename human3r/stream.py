@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from human3r.decoder import State
+from human3r.geometry import estimate_focal_weiszfeld, reference_principal_point
 from human3r.outputs import FrameOutput
 from human3r.preprocess import Frame, prepare_frame
 
@@ -42,29 +43,12 @@ class StreamFrame:
     trace: dict | None = None  # intermediates when `trace=True`
 
 
-def estimate_focal(pts3d: torch.Tensor, iters: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
-    """pts3d (B, H, W, 3) camera-frame points -> (focal (B,), pp (B, 2)) by Weiszfeld reweighting.
-
-    1. pp = (W//2, H//2); pixel offsets from pp.
-    2. f0 = mean(<xy/z, px>) / mean(|xy/z|^2).
-    3. 10 times: weights 1/max(|px - f xy/z|, 1e-8), f = weighted ratio.
-    4. Clip to >= 0.
-    """
+def estimate_focal(pts3d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """pts3d (B, H, W, 3) camera-frame points -> (focal (B,), pp (B, 2)): the reference's Weiszfeld focal with the
+    principal point at (W // 2, H // 2) (see `human3r.geometry.estimate_focal_weiszfeld`)."""
     b, h, w, _ = pts3d.shape
-    pp = torch.tensor([w // 2, h // 2], device=pts3d.device).float().repeat(b, 1)
-    ys, xs = torch.meshgrid(torch.arange(h, device=pts3d.device), torch.arange(w, device=pts3d.device),
-                            indexing="ij")
-    pixels = torch.stack([xs, ys], -1).view(1, -1, 2) - pp.view(-1, 1, 2)
-    pts = pts3d.flatten(1, 2)
-    xy_over_z = (pts[..., :2] / pts[..., 2:3]).nan_to_num(posinf=0, neginf=0)
-    dot_xy_px = (xy_over_z * pixels).sum(dim=-1)
-    dot_xy_xy = xy_over_z.square().sum(dim=-1)
-    focal = dot_xy_px.mean(dim=1) / dot_xy_xy.mean(dim=1)
-    for _ in range(iters):
-        dis = (pixels - focal.view(-1, 1, 1) * xy_over_z).norm(dim=-1)
-        wgt = dis.clip(min=1e-8).reciprocal()
-        focal = (wgt * dot_xy_px).mean(dim=1) / (wgt * dot_xy_xy).mean(dim=1)
-    return focal.clip(min=0.0), pp
+    pp = torch.tensor(reference_principal_point(h, w), dtype=pts3d.dtype, device=pts3d.device)
+    return estimate_focal_weiszfeld(pts3d, pp), pp.repeat(b, 1)
 
 
 def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool = False,

@@ -81,11 +81,10 @@ def frame_rows(
     body = read_out_bodies(humans.rotmat[0].float().cpu(), humans.betas[0].float().cpu(),
                            humans.expression[0].float().cpu(), humans.transl[0].float().cpu(),
                            c2w.float(), body_model, with_vertices=False)
-    score = getattr(humans, "score", None)
     rows = {
         S.FRAME_IDX: np.full(n, frame_idx, np.int32), S.TIMESTAMP_S: np.full(n, timestamp_s),
         S.TRACK_ID: humans.track_id[0].cpu().numpy().astype(np.int32),
-        S.DETECTION_SCORE: _np(score[0]) if score is not None else np.full(n, np.nan, np.float32),
+        S.DETECTION_SCORE: _np(humans.score[0]),
         S.GLOBAL_ORIENT_CAM: _np(body.global_orient_cam), S.BODY_POSE: _np(body.body_pose).reshape(n, 63),
         S.LEFT_HAND_POSE: _np(body.left_hand_pose).reshape(n, 45),
         S.RIGHT_HAND_POSE: _np(body.right_hand_pose).reshape(n, 45),

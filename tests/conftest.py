@@ -1,9 +1,12 @@
-"""Shared fixtures: a fresh dataset root per test and a small synthetic video factory."""
+"""Shared fixtures: a fresh dataset root per test, and a synthetic SMPL-X stand-in (the real one is licensed;
+never commit a body model file)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -27,3 +30,76 @@ def root(tmp_path):
     from storage.fs import open_root
 
     return open_root(tmp_path / "dataset")
+
+
+SMPLX_V, SMPLX_F, SMPLX_J = 10475, 20908, 55
+
+
+def _smplx_parents() -> np.ndarray:
+    """SMPL-X kinematic tree: 22 body joints, jaw and eyes, then 15 joints per hand (parents[i] < i)."""
+    body = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
+    face = [15, 15, 15]  # jaw, left eye, right eye hang off the head
+
+    def hand(wrist: int, start: int) -> list[int]:
+        chain = []
+        for finger in range(5):
+            first = start + 3 * finger
+            chain += [wrist, first, first + 1]
+        return chain
+
+    return np.array(body + face + hand(20, 25) + hand(21, 40))
+
+
+def write_fake_smplx(path: Path, n_shape: int = 10, n_expr: int = 10, seed: int = 0) -> Path:
+    """A random model with the array names and shapes of SMPLX_NEUTRAL.npz (see docs: ecosystem §6).
+
+    Random geometry: tests may assert invariants (shapes, head placement, frames), never anatomy.
+    float32 and 10+10 shape components keep it at about 70 MB and 0.3 s.
+    """
+    rng = np.random.default_rng(seed)
+    V, F, J = SMPLX_V, SMPLX_F, SMPLX_J
+    parents = _smplx_parents()
+    j_regressor = np.zeros((J, V), dtype=np.float32)
+    for j in range(J):
+        j_regressor[j, rng.choice(V, 20, replace=False)] = 1 / 20
+    weights = rng.random((V, J)) ** 8
+    weights /= weights.sum(1, keepdims=True)
+
+    def orthonormal() -> np.ndarray:
+        return np.linalg.qr(rng.standard_normal((45, 45)))[0].astype(np.float32)
+
+    faces = np.stack([np.arange(F) % V, (np.arange(F) + 1) % V, (np.arange(F) + 2) % V], 1).astype(np.uint32)
+    np.savez(
+        path,
+        v_template=(rng.standard_normal((V, 3)) * [0.15, 0.5, 0.1]).astype(np.float32),
+        f=faces,
+        shapedirs=(rng.standard_normal((V, 3, n_shape + n_expr)) * 1e-3).astype(np.float32),
+        posedirs=(rng.standard_normal((V, 3, (J - 1) * 9)) * 1e-3).astype(np.float32),
+        J_regressor=j_regressor,
+        weights=weights.astype(np.float32),
+        kintree_table=np.stack([np.where(parents < 0, 2**32 - 1, parents), np.arange(J)]).astype(np.uint32),
+        hands_componentsl=orthonormal(),
+        hands_componentsr=orthonormal(),
+        hands_meanl=(rng.standard_normal(45) * 0.1).astype(np.float32),
+        hands_meanr=(rng.standard_normal(45) * 0.1).astype(np.float32),
+        lmk_faces_idx=rng.integers(0, F, 51),
+        lmk_bary_coords=rng.dirichlet([1, 1, 1], 51).astype(np.float32),
+        dynamic_lmk_faces_idx=rng.integers(0, F, (79, 17)),
+        dynamic_lmk_bary_coords=rng.dirichlet([1, 1, 1], (79, 17)).astype(np.float32),
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def smplx_npz(tmp_path_factory) -> Path:
+    """Path of a synthetic SMPLX_NEUTRAL.npz, generated once per session under a temporary folder."""
+    folder = tmp_path_factory.mktemp("smplx")
+    return write_fake_smplx(folder / "SMPLX_NEUTRAL.npz")
+
+
+@pytest.fixture(scope="session")
+def body_model(smplx_npz):
+    """The BodyModel built on the synthetic stand-in (loaded once per session)."""
+    from human3r.body import BodyModel
+
+    return BodyModel(smplx_npz)

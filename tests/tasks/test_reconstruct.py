@@ -126,3 +126,19 @@ def test_decoded_frames_preprocess_exactly_like_the_reference(make_video, tmp_pa
         frame = prepare_frame(f.rgb, size, 224)
         torch.testing.assert_close(frame.img, torch.from_numpy(inputs["img"][i]), atol=0, rtol=0)
         torch.testing.assert_close(frame.img_mhmr, torch.from_numpy(inputs["img_mhmr"][i]), atol=2e-7, rtol=0)
+
+
+def test_body_model_fills_world_joints(tiny_model, sample_video, smplx_npz, tmp_path):
+    from human3r.body import BodyModel
+
+    model, identity = tiny_model
+    root = open_root(tmp_path / "ds")
+    s = reconstruct_video(sample_video, root, model, identity, body_model=BodyModel(smplx_npz),
+                          options=ReconstructOptions(decode=DecodeOptions(max_frames=3)))
+    assert s.status == "ok" and s.human_rows > 0
+    rows = q(root, "SELECT head_world_m, transl_world_m, joints_world_m, detection_score FROM humans")
+    for r in rows:
+        joints = np.array(r["joints_world_m"])
+        assert joints.shape == (127, 3) and r["transl_world_m"] is not None
+        np.testing.assert_allclose(joints[15], r["head_world_m"], atol=1e-4)  # SMPL-X head joint lands on it
+        assert 0.3 <= r["detection_score"] <= 1.0
