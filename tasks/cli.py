@@ -331,9 +331,13 @@ def services() -> None:
     """The local Prefect server and worker that `human3r demo` starts."""
 
 
+def _services_options(fn):
+    fn = click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT", help="Server port [4200].")(fn)
+    return click.option("--home", default=None, envvar="HUMAN3R_HOME", help="State folder [.human3r].")(fn)
+
+
 @services.command("status")
-@click.option("--home", default=None, envvar="HUMAN3R_HOME")
-@click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT")
+@_services_options
 def services_status(home, port) -> None:
     """Is the server answering, is the worker running."""
     from tasks.services import Services
@@ -345,8 +349,7 @@ def services_status(home, port) -> None:
 
 
 @services.command("stop")
-@click.option("--home", default=None, envvar="HUMAN3R_HOME")
-@click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT")
+@_services_options
 def services_stop(home, port) -> None:
     """Stop the worker and the server started by `human3r demo`."""
     from tasks.services import Services
@@ -356,8 +359,7 @@ def services_stop(home, port) -> None:
 
 
 @services.command("env")
-@click.option("--home", default=None, envvar="HUMAN3R_HOME")
-@click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT")
+@_services_options
 def services_env(home, port) -> None:
     """Print `export` lines so `prefect ...` commands talk to this server: eval "$(human3r services env)"."""
     from tasks.services import Services
