@@ -1,46 +1,52 @@
-"""Checkpoints: the official Human3R ``.pth`` files, our safetensors format, and the identity of loaded weights.
+"""Checkpoints: which weights a spec names, the identity of loaded weights, and our safetensors format.
 
-Official files (Hugging Face ``faneggg/human3r``) are training pickles ``{"model": state_dict, "args": ...,
-"epoch": ...}`` where ``args`` is the Hydra config (an omegaconf ``DictConfig``; older tools save an
-``argparse.Namespace`` or a dict) whose ``model`` field is the constructor string, e.g.
-``ARCroco3DStereo(ARCroco3DStereoConfig(state_size=768, depth_mode=('exp', -inf, inf), ...))``.
-
-* Nothing is ever evaluated: the pickle is read with ``torch.load(weights_only=True)`` and an allow-list made for
-  exactly the globals the file names (omegaconf classes become inert stand-ins, no omegaconf import), and the
-  constructor string is parsed with ``ast`` (keyword arguments with literal values only).
-* Matching is strict: every tensor the network reads must be present with its shape; keys the reference keeps
-  but inference never reads (``Human3R.UNUSED_KEY_PREFIXES``) are accepted, listed in the :class:`LoadReport`
-  and logged once; everything else is one :class:`CheckpointError` listing every key.
-* The network is built with its parameters on the meta device and the checkpoint tensors (memory-mapped) are
-  assigned in place, so weights are never allocated twice.
+* A spec is a path (an official ``.pth`` or our ``.safetensors``), ``auto``, ``hf:<owner>/<repo>/<file>`` or
+  ``untrained:<preset>[:seed]``; :func:`load_model` resolves it, builds the network and loads the weights.
+* Official files are read safely by :mod:`human3r.checkpoint_io` (nothing is ever evaluated); the network is built
+  on the meta device and matched strictly by :mod:`human3r.strict_load`. Their public names are re-exported here.
 * Our format is ``<name>.safetensors`` + ``<name>.json`` (config, aliases, model version). DPT alias keys
   (``scratch.layer_rn.{i}`` is ``scratch.layer{i+1}_rn``) are one tensor: stored once, restored on load.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
 import contextlib
-import copy
 import dataclasses
 import hashlib
 import json
 import logging
 import os
-import pickle
 import tempfile
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from human3r.checkpoint_io import (
+    CHECKPOINT_ENV,
+    DEFAULT_PRESET,
+    HF_REPO,
+    OFFICIAL_FILES,
+    README_FILE,
+    OfficialCheckpoint,
+    _get_weights_hint,
+    parse_constructor,
+    read_official_checkpoint,
+)
 from human3r.config import Human3RConfig
 from human3r.errors import CheckpointError, ConfigError
+from human3r.strict_load import (
+    LoadReport,
+    _alias_groups,
+    _assign,
+    _build_empty,
+    _finish,
+    _model_class,
+    check_state_dict,
+)
 
 __all__ = [
     "CHECKPOINT_ENV",
@@ -65,43 +71,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-HF_REPO = "faneggg/human3r"
-CHECKPOINT_ENV = "HUMAN3R_CHECKPOINT"  # path or spec used by `auto`
 CACHE_ENV = "HUMAN3R_CACHE_DIR"  # where the sha256 cache lives (default ~/.cache/human3r)
-DEFAULT_PRESET = "896L"
-OFFICIAL_FILES = {  # preset -> file in faneggg/human3r
-    "896L": "human3r_896L.pth",
-    "672L": "human3r_672L.pth",
-    "672B": "human3r_672B.pth",
-    "672S": "human3r_672S.pth",
-}
-README_FILE = "human3r.pth"  # the name the upstream README downloads (the 896L model)
 FORMAT, FORMAT_VERSION = "human3r-safetensors", 1
 _SAFETENSORS_PIP = "pip install safetensors==0.8.0"
 _HF_PIP = "pip install 'huggingface_hub>=0.30,<3'"
 
 
-def _get_weights_hint(preset: str | None = None) -> str:
-    name = OFFICIAL_FILES.get(preset or DEFAULT_PRESET, OFFICIAL_FILES[DEFAULT_PRESET])
-    return (
-        f"Get the weights with `huggingface-cli download {HF_REPO} {name}` (or `human3r weights download {name}`), "
-        f"or set {CHECKPOINT_ENV}=/path/to/{name}; for a smoke run without weights use `untrained:<preset>`."
-    )
-
-
 # ------------------------------------------------------------------------------------------------------------------
-# Identity and load report
+# Identity
 # ------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """What a strict load accepted without using."""
-
-    source: str  # file the tensors came from
-    unused_present: tuple[str, ...] = ()  # keys in the file that inference never reads (loaded, or dropped)
-    unused_missing: tuple[str, ...] = ()  # never-read keys absent from the file (zero-filled)
-    aliases: tuple[tuple[str, str], ...] = ()  # (alias, canonical) key pairs that are one tensor
 
 
 @dataclass(frozen=True)
@@ -184,256 +162,8 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Reading the official pickle safely
+# The configuration an official file describes
 # ------------------------------------------------------------------------------------------------------------------
-
-
-class _PickledConfigObject:
-    """Inert stand-in for omegaconf containers, nodes and metadata: keeps the pickled state, runs no code."""
-
-    def __setstate__(self, state: Any) -> None:
-        if isinstance(state, tuple) and len(state) == 2:  # (dict state, slot state)
-            state = {**(state[0] or {}), **(state[1] or {})}
-        if isinstance(state, dict):
-            self.__dict__.update(state)
-
-
-class _PickledName:
-    """A type or typing object that appears only as a value in the pickled config (e.g. `typing.Any`)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<pickled {self.name}>"
-
-
-def _plain_dict(*_args: Any) -> dict:
-    """`collections.defaultdict(factory)` -> a plain dict (omegaconf's resolver cache)."""
-    return {}
-
-
-def _path_string(*parts: Any) -> str:
-    """`pathlib.PosixPath(*parts)` -> its string."""
-    return str(PurePosixPath(*[str(p) for p in parts]))
-
-
-_VALUE_NAMES = {f"builtins.{t}" for t in ("dict", "list", "tuple", "set", "int", "float", "str", "bool", "bytes",
-                                          "object", "type", "NoneType")} | {"typing.Any", "typing.Optional",
-                                                                            "typing.Union", "typing.Dict",
-                                                                            "typing.List", "typing.Tuple"}
-_OMEGACONF_NAMES = (  # used when the file cannot be pre-scanned (legacy, non-zip torch format)
-    "omegaconf.dictconfig.DictConfig",
-    "omegaconf.listconfig.ListConfig",
-    "omegaconf.base.Metadata",
-    "omegaconf.base.ContainerMetadata",
-    "omegaconf.nodes.AnyNode",
-    "omegaconf.nodes.StringNode",
-    "omegaconf.nodes.IntegerNode",
-    "omegaconf.nodes.FloatNode",
-    "omegaconf.nodes.BooleanNode",
-    "omegaconf.nodes.BytesNode",
-    "omegaconf.nodes.PathNode",
-    "omegaconf.nodes.EnumNode",
-)
-
-
-def _substitute(name: str) -> Any | None:
-    """The object the unpickler may use for global `name`, or None when the file must be refused."""
-    if name == "argparse.Namespace":
-        return argparse.Namespace
-    if name.startswith("omegaconf."):
-        return _PickledConfigObject
-    if name in _VALUE_NAMES:
-        return _PickledName(name)
-    if name == "collections.defaultdict":
-        return _plain_dict
-    if name in ("pathlib.PosixPath", "pathlib.PurePosixPath", "pathlib.Path"):
-        return _path_string
-    return None
-
-
-def _safe_torch_load(path: Path, mmap: bool = True) -> Any:
-    """torch.load(weights_only=True) with an allow-list for exactly the non-tensor globals the file names."""
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        is_zip = True
-    except Exception:  # the legacy (non-zip) format cannot be pre-scanned and cannot be memory-mapped
-        names = sorted(_VALUE_NAMES) + list(_OMEGACONF_NAMES) + ["argparse.Namespace", "collections.defaultdict"]
-        is_zip = False
-    refused = sorted({n for n in names if _substitute(n) is None})
-    if refused:
-        raise CheckpointError(
-            f"{path} contains pickled objects of types {refused}; loading them could run arbitrary code, so it is "
-            "refused (only tensors, dicts, argparse/omegaconf configs are accepted). If the file is from a source "
-            "you trust, re-save it once in that environment as {'model': state_dict, 'args': {'model': "
-            "constructor_string}} and load that."
-        )
-    allow = []
-    for n in names:
-        sub = _substitute(n)
-        if sub is not None:
-            allow.append((sub, n))
-    try:
-        with torch.serialization.safe_globals(allow):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and is_zip)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as err:
-        if "Unsupported global" in str(err):  # a global the static pre-scan could not see
-            raise CheckpointError(
-                f"{path} contains a pickled object that is not allowed ({_torch_load_reason(err)}); it is refused "
-                "because loading it could run arbitrary code."
-            ) from err
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: {_torch_load_reason(err)}. It is truncated, corrupt or not a torch "
-            f"checkpoint; download it again. {_get_weights_hint()}"
-        ) from err
-
-
-def _torch_load_reason(err: Exception) -> str:
-    """The cause from torch.load's message, without its advice to retry with weights_only=False."""
-    text = str(err)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    text = text.strip().splitlines()[0] if text.strip() else type(err).__name__
-    return text[:300]
-
-
-def _plain(obj: Any) -> Any:
-    """Turn the unpickled config (omegaconf stand-ins, Namespace) into plain dicts/lists/values."""
-    if isinstance(obj, _PickledConfigObject):
-        d = obj.__dict__
-        if "_content" in d:
-            return _plain(d["_content"])
-        return _plain(d.get("_val"))
-    if isinstance(obj, argparse.Namespace):
-        return {k: _plain(v) for k, v in vars(obj).items()}
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain(v) for v in obj)
-    return obj
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# The constructor string, parsed (never evaluated)
-# ------------------------------------------------------------------------------------------------------------------
-
-_CONSTRUCTORS = ("ARCroco3DStereo", "ARCroco3DStereoConfig")
-_SPECIAL_FLOATS = {"inf": float("inf"), "nan": float("nan")}
-
-
-class _SpecialFloats(ast.NodeTransformer):
-    """`inf`, `nan` (numpy names the reference's eval sees) and `float('inf')` become constants."""
-
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if node.id in _SPECIAL_FLOATS:
-            return ast.copy_location(ast.Constant(_SPECIAL_FLOATS[node.id]), node)
-        return node
-
-    def visit_Call(self, node: ast.Call) -> ast.AST:
-        if (
-            isinstance(node.func, ast.Name)
-            and node.func.id == "float"
-            and len(node.args) == 1
-            and not node.keywords
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-            and node.args[0].value.strip().lstrip("+-").lower() in _SPECIAL_FLOATS
-        ):
-            return ast.copy_location(ast.Constant(float(node.args[0].value)), node)
-        return node  # any other call stays a call, and literal_eval refuses it
-
-
-def _literal(node: ast.AST) -> Any:
-    return ast.literal_eval(_SpecialFloats().visit(copy.deepcopy(node)))
-
-
-def parse_constructor(text: str) -> dict[str, Any]:
-    """Keyword arguments of a reference constructor string such as ``ARCroco3DStereo(ARCroco3DStereoConfig(...))``.
-
-    Only calls of ``ARCroco3DStereo`` / ``ARCroco3DStereoConfig`` are accepted; positional arguments must be
-    such calls, keyword values must be literals (numbers, strings, tuples, ..., plus ``inf`` / ``nan``).
-    Anything else -- another name, an attribute, a function call, ``**kw`` -- raises one CheckpointError
-    listing every offending piece.
-    """
-    if not isinstance(text, str):
-        raise CheckpointError(f"the checkpoint's model constructor must be a string, got {type(text).__name__}")
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as err:
-        raise CheckpointError(f"the checkpoint's model constructor is not valid Python syntax: {err}") from err
-    kwargs: dict[str, Any] = {}
-    problems: list[str] = []
-
-    def visit(node: ast.AST) -> None:
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _CONSTRUCTORS):
-            problems.append(f"`{ast.unparse(node)}` is not a call of {' or '.join(_CONSTRUCTORS)}")
-            return
-        for arg in node.args:
-            visit(arg)
-        for kw in node.keywords:
-            if kw.arg is None:
-                problems.append(f"`**{ast.unparse(kw.value)}` is not allowed")
-                continue
-            try:
-                value = _literal(kw.value)
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                problems.append(f"`{kw.arg}={ast.unparse(kw.value)}` is not a literal value")
-                continue
-            if kw.arg in kwargs:
-                problems.append(f"`{kw.arg}` is given twice")
-            kwargs[kw.arg] = value
-
-    visit(tree.body)
-    if problems:
-        raise CheckpointError(
-            "refusing the checkpoint's model constructor string (it is parsed, never evaluated): "
-            + "; ".join(problems)
-            + ". Only keyword arguments with literal values are accepted; pass preset=... to build a known "
-            "configuration instead."
-        )
-    return kwargs
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Official checkpoint
-# ------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OfficialCheckpoint:
-    state_dict: dict[str, torch.Tensor]  # reference key -> tensor (memory-mapped when possible)
-    constructor: str | None  # args.model, when the file has it
-    extras: tuple[str, ...]  # other top-level entries (epoch, optimizer, ...), ignored
-
-
-def read_official_checkpoint(path: str | os.PathLike) -> OfficialCheckpoint:
-    """Read a reference training checkpoint safely (see module docstring). Tensors are memory-mapped."""
-    p = Path(path)
-    obj = _safe_torch_load(p)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        sd, args = obj["model"], _plain(obj.get("args"))
-        extras = tuple(sorted(str(k) for k in obj if k not in ("model", "args")))
-    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        sd, args, extras = obj, None, ()  # a bare state dict
-    else:
-        raise CheckpointError(
-            f"{p} is not a Human3R checkpoint: expected {{'model': state_dict, 'args': ...}} or a state dict, got "
-            f"{type(obj).__name__} with keys {sorted(map(str, obj))[:10] if isinstance(obj, dict) else '-'}"
-        )
-    bad = sorted(str(k) for k, v in sd.items() if not isinstance(v, torch.Tensor))
-    if bad:
-        raise CheckpointError(f"{p}: state-dict entries {bad[:20]} are not tensors")
-    if sd and all(k.startswith("module.") for k in sd):  # saved from a DataParallel wrapper
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    constructor = None
-    if isinstance(args, dict):
-        constructor = args.get("model")
-    elif args is not None:
-        constructor = getattr(args, "model", None)
-    if constructor is not None and not isinstance(constructor, str):
-        raise CheckpointError(f"{p}: args.model should be the constructor string, got {type(constructor).__name__}")
-    return OfficialCheckpoint(dict(sd), constructor, extras)
 
 
 def _config_from_constructor(constructor: str | None, preset: str | None, source: Path) -> Human3RConfig:
@@ -461,151 +191,6 @@ def _config_from_constructor(constructor: str | None, preset: str | None, source
         logger.warning("%s holds the %s variant, not the requested %s; using the file's", source,
                        preset_of(config), preset)
     return config
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Building and strict loading
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def _model_class() -> type[nn.Module]:
-    from human3r.model import Human3R
-
-    return Human3R
-
-
-@contextlib.contextmanager
-def _parameters_on_meta() -> Iterator[None]:
-    """Register every new nn.Parameter on the meta device; buffers stay real (they may not be in the checkpoint).
-
-    Construction-time initialisation then touches no memory. Not thread-safe (patches nn.Module for the block).
-    """
-    original = nn.Module.register_parameter
-    seen: dict[int, tuple[nn.Parameter, nn.Parameter]] = {}
-
-    def register(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        original(module, name, param)
-        if param is not None and param.device.type != "meta":
-            if id(param) not in seen:  # keep tied parameters tied
-                seen[id(param)] = (param, nn.Parameter(param.to("meta"), requires_grad=param.requires_grad))
-            module._parameters[name] = seen[id(param)][1]
-
-    nn.Module.register_parameter = register  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = original  # type: ignore[method-assign]
-
-
-def _build_empty(config: Human3RConfig) -> nn.Module:
-    with _parameters_on_meta():
-        return _model_class()(config)
-
-
-def _is_unused(key: str, prefixes: tuple[str, ...]) -> bool:
-    return any(key == p or key.startswith(p) for p in prefixes)
-
-
-def _alias_groups(model: nn.Module) -> list[list[str]]:
-    """State-dict keys that name one tensor, grouped (first key = canonical)."""
-    groups: dict[int, list[str]] = {}
-    for key, value in model.state_dict(keep_vars=True).items():
-        groups.setdefault(id(value), []).append(key)
-    return [g for g in groups.values() if len(g) > 1]
-
-
-def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal tensors; views of the same memory (how torch.save keeps aliases) are equal without reading them."""
-    if a is b:
-        return True
-    if a.device.type == "meta" or b.device.type == "meta":
-        return False
-    same_view = (
-        a.device == b.device and a.dtype == b.dtype and a.shape == b.shape and a.stride() == b.stride()
-        and a.storage_offset() == b.storage_offset()
-        and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
-    )
-    return same_view or torch.equal(a, b)
-
-
-def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> LoadReport:
-    """Strictly compare a state dict with the network; one CheckpointError lists every problem.
-
-    Missing / unexpected / wrong-shape keys are errors unless inference never reads them
-    (``UNUSED_KEY_PREFIXES`` of the model class). Alias keys present in the file must hold equal tensors.
-    """
-    prefixes = tuple(getattr(type(model), "UNUSED_KEY_PREFIXES", ()))
-    expected = {k: tuple(v.shape) for k, v in model.state_dict(keep_vars=True).items()}
-    missing = sorted(k for k in expected if k not in state_dict and not _is_unused(k, prefixes))
-    unexpected = sorted(k for k in state_dict if k not in expected and not _is_unused(k, prefixes))
-    wrong = sorted(
-        f"{k}: file {tuple(state_dict[k].shape)} vs network {expected[k]}"
-        for k in expected
-        if k in state_dict and tuple(state_dict[k].shape) != expected[k] and not _is_unused(k, prefixes)
-    )
-    groups = _alias_groups(model)
-    differing = []
-    for group in groups:
-        present = [k for k in group if k in state_dict and tuple(state_dict[k].shape) == expected[k]]
-        if len(present) > 1 and not all(_same_values(state_dict[present[0]], state_dict[k]) for k in present[1:]):
-            differing.append(" / ".join(present))
-    problems = []
-    for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong),
-                        ("aliases that should be one tensor but differ", differing)):
-        if keys:
-            problems.append(f"{len(keys)} {title}:\n  " + "\n  ".join(keys))
-    if problems:
-        raise CheckpointError(
-            f"{source} does not match the network ({getattr(getattr(model, 'cfg', None), 'name', '?')} "
-            "configuration):\n" + "\n".join(problems) + "\nNext step: check that the file is a Human3R checkpoint "
-            "of this variant (pass the right preset=... / --preset; `human3r weights verify FILE` lists the "
-            "mismatches), or re-download it if it is truncated."
-        )
-    unused_present = tuple(sorted(k for k in state_dict if _is_unused(k, prefixes)))
-    unused_missing = tuple(sorted(k for k in expected if k not in state_dict and _is_unused(k, prefixes)))
-    aliases = tuple((alias, group[0]) for group in groups for alias in group[1:])
-    return LoadReport(str(source), unused_present, unused_missing, aliases)
-
-
-_logged_reports: set[str] = set()
-
-
-def _log_report_once(report: LoadReport) -> None:
-    if report.source in _logged_reports:
-        return
-    _logged_reports.add(report.source)
-    if report.unused_present or report.unused_missing:
-        logger.info(
-            "%s: %d keys inference never reads were accepted (%s); %d such keys were absent and zero-filled (%s)",
-            report.source, len(report.unused_present), ", ".join(report.unused_present[:8]),
-            len(report.unused_missing), ", ".join(report.unused_missing[:8]),
-        )
-
-
-def _assign(model: nn.Module, state_dict: dict[str, torch.Tensor], report: LoadReport) -> None:
-    """Load a checked state dict into a meta-parameter model by assignment (no copy)."""
-    prefixes = tuple(getattr(type(model), "UNUSED_KEY_PREFIXES", ()))
-    full: dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict(keep_vars=True).items():
-        given = state_dict.get(key)
-        if given is not None and tuple(given.shape) == tuple(value.shape):
-            full[key] = given
-        elif _is_unused(key, prefixes):  # absent or mis-shaped but never read
-            full[key] = torch.zeros(value.shape, dtype=value.dtype)
-        else:  # pragma: no cover - check_state_dict ran first
-            raise CheckpointError(f"internal: {key} passed the check but is not loadable")
-    model.load_state_dict(full, strict=True, assign=True)
-    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
-    if left:
-        raise CheckpointError(f"internal: tensors {left[:10]} were not loaded; the state dict lacks them")
-    _log_report_once(report)
-
-
-def _finish(model: nn.Module, device: str | torch.device, dtype: torch.dtype) -> nn.Module:
-    model.to(device=device, dtype=dtype)
-    model.eval()
-    model.requires_grad_(False)
-    return model
 
 
 # ------------------------------------------------------------------------------------------------------------------
