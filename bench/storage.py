@@ -1,6 +1,6 @@
 """Storage benchmark: build a ~1M-human-row, ~50M-point synthetic dataset, then time typical queries.
 
-    python bench/storage.py                       # defaults: 200 videos x 1500 frames, ~170 points per frame
+    python bench/storage.py                       # defaults: 200 videos x 1600 frames, ~170 points per frame
     python bench/storage.py --videos 20 --quick   # a small run
 
 Prints the write throughput, the on-disk bytes per frame per table, and the median (of --repeat runs, warm) of
@@ -67,7 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=".bench/storage", help="dataset folder (rebuilt unless --reuse)")
     ap.add_argument("--videos", type=int, default=200)
-    ap.add_argument("--frames", type=int, default=1500)
+    ap.add_argument("--frames", type=int, default=1600)
     ap.add_argument("--points-per-frame", type=int, default=170)
     ap.add_argument("--max-people", type=int, default=10)
     ap.add_argument("--joints", action="store_true", help="also fill joints_world_m (127 joints per person)")
