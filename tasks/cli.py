@@ -226,6 +226,22 @@ def _print_summaries(summaries, root: str) -> None:
 
 
 @cli.command()
+@click.option("--root", required=True, envvar="HUMAN3R_DATASET", show_envvar=True, help="Dataset root.")
+@click.option("--min-age", "min_age_s", default=3600.0, show_default=True,
+              help="Only delete orphans older than this many seconds (a write in progress is never touched).")
+def vacuum(root: str, min_age_s: float) -> None:
+    """Delete files no commit references (left behind by crashed or killed writes). Visible data never changes."""
+    from storage.fs import open_root
+    from storage.manifest import check_dataset
+    from storage.manifest import vacuum as vacuum_root
+
+    dataset = open_root(root)
+    check_dataset(dataset)
+    removed = vacuum_root(dataset, min_age_s=min_age_s)
+    click.echo(f"removed {len(removed)} orphaned file(s) from {root}")
+
+
+@cli.command()
 def schema() -> None:
     """Print the dataset schema: tables, columns, types, units and coordinate frames."""
     from storage.schema import describe

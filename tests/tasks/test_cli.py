@@ -93,3 +93,15 @@ def test_help_explains():
     for word in ("query", "schema", "synth"):
         assert word in out
     assert "track_speed()" in run("query", "--help").stdout
+
+
+def test_vacuum_removes_only_orphans(dataset, tmp_path):
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    orphan = next(copy.glob("frames/*")) / "frames-crashed.parquet.tmp-1234"
+    orphan.write_bytes(b"half a file")
+    before = run("query", "--root", str(copy), "--format", "json", "SELECT count(*) AS n FROM frames").stdout
+    assert "removed 1 orphaned file(s)" in run("vacuum", "--root", str(copy), "--min-age", "0").stdout
+    assert not orphan.exists()
+    assert run("query", "--root", str(copy), "--format", "json", "SELECT count(*) AS n FROM frames").stdout == before
+    assert "removed 0" in run("vacuum", "--root", str(copy), "--min-age", "0").stdout
