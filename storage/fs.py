@@ -88,7 +88,7 @@ def write_bytes_atomic(root: Root, rel: str, data: bytes) -> None:
         f.write(data)
 
 
-def tmp_name_for(root: Root, rel: str) -> str:
+def tmp_name_for(rel: str) -> str:
     """A temporary sibling path for `rel` that no reader's listing picks up (it does not end in .parquet)."""
     return f"{rel}.tmp-{uuid.uuid4().hex[:8]}"
 

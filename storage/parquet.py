@@ -81,8 +81,6 @@ def conform(table: S.Table, data: pa.Table | Mapping, *, drop_partition: bool = 
         raise SchemaMismatchError(f"table {table.name!r} does not match schema v{S.SCHEMA_VERSION}: "
                                   + "; ".join(problems))
     out = pa.Table.from_arrays(arrays, schema=target)
-    lengths = {len(a) for a in arrays}
-    assert len(lengths) <= 1, lengths
     if table.sort_by and out.num_rows:
         out = out.sort_by([(c, "ascending") for c in table.sort_by])
     return out
@@ -109,7 +107,7 @@ def _write_parquet(root: _fs.Root, rel: str, table: pa.Table) -> None:
     kwargs = dict(compression=COMPRESSION, row_group_size=max(table.num_rows, 1), write_statistics=True)
     if root.is_local:
         _fs.ensure_dir(root, rel.rsplit("/", 1)[0])
-        tmp = _fs.tmp_name_for(root, rel)
+        tmp = _fs.tmp_name_for(rel)
         try:
             pq.write_table(table, root.path(tmp), **kwargs)
             _fs.publish(root, tmp, rel)
@@ -151,7 +149,7 @@ class VideoWriter:
             rel = self.files[name]
             if self.root.is_local:
                 _fs.ensure_dir(self.root, rel.rsplit("/", 1)[0])
-                tmp = _fs.tmp_name_for(self.root, rel)
+                tmp = _fs.tmp_name_for(rel)
                 sink = self.root.fs.open_output_stream(self.root.path(tmp))
             else:  # the generation name is invisible until the commit; an S3 upload completes on close
                 tmp = rel

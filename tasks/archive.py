@@ -66,7 +66,7 @@ def discover(source: str, *, sample_videos: int = 0) -> list[str]:
 
 
 def plan(paths: list[str], dataset: str, *, checkpoint: str, preset: str | None, options: ReconstructOptions,
-         force: bool = False, max_side: int = 8192) -> Plan:
+         force: bool = False) -> Plan:
     """Probe every video (hash, header) and split into pending and done; unreadable files become failure rows."""
     from human3r.weights import inspect_weights
 
@@ -77,7 +77,7 @@ def plan(paths: list[str], dataset: str, *, checkpoint: str, preset: str | None,
     pending, done = [], []
     for path in paths:
         try:
-            probe = probe_video(path, max_side=max_side)
+            probe = probe_video(path, max_side=options.decode.max_side)
         except PipelineError as err:
             write_failure(root, source_uri=path, stage=err.stage, error=err.message, error_type="VideoError")
             done.append({"source_uri": path, "status": "failed", "stage": err.stage, "message": err.message})
@@ -136,8 +136,7 @@ def discover_videos(source: str, sample_videos: int = 0) -> list[str]:
 @task(name="plan-videos", cache_policy=NO_CACHE)
 def plan_videos(paths: list[str], dataset: str, checkpoint: str, preset: str | None, options: ReconstructOptions,
                 force: bool = False) -> Plan:
-    result = plan(paths, dataset, checkpoint=checkpoint, preset=preset, options=options, force=force,
-                  max_side=options.decode.max_side)
+    result = plan(paths, dataset, checkpoint=checkpoint, preset=preset, options=options, force=force)
     logger = get_run_logger()
     if result.untrained:
         logger.warning("UNTRAINED WEIGHTS (%s): a smoke run, rows are marked with this model_version",

@@ -218,8 +218,8 @@ def reconstruct(videos, root, checkpoint, preset, body_model, stride, max_frames
 def _print_summaries(summaries, root: str) -> None:
     import pyarrow as pa
 
-    table = pa.Table.from_pylist([{k: s.to_dict()[k] for k in ("source_uri", "status", "video_id", "frames",
-                                   "tracks", "points", "seconds", "message")} for s in summaries])
+    columns = ("source_uri", "status", "video_id", "frames", "tracks", "points", "seconds", "message")
+    table = pa.Table.from_pylist([{k: getattr(s, k) for k in columns} for s in summaries])
     print_table(table, max_rows=1000)
     counts = {k: sum(s.status == k for s in summaries) for k in ("ok", "skipped", "failed")}
     click.echo(f"{counts['ok']} reconstructed, {counts['skipped']} skipped, {counts['failed']} failed -> {root}")

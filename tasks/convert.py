@@ -143,8 +143,7 @@ class RowBuffer:
                 if all(isinstance(v, np.ndarray) for v in values):
                     merged[col] = np.concatenate(values)
                 else:
-                    merged[col] = [x for v in values for x in (list(v) if not isinstance(v, np.ndarray)
-                                                               else list(v))]
+                    merged[col] = [x for v in values for x in v]
             self._flush(name, merged)
         self._rows.clear()
         self._frames = 0

@@ -17,8 +17,6 @@ import dataclasses
 import logging
 import os
 import queue
-import threading
-import time
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +136,6 @@ class ActorPool:
         self._slots = [_Slot(self, i) for i in range(size)]
         for slot in self._slots:
             self._free.put(slot)
-        self._lock = threading.Lock()
 
     def info(self) -> list[dict]:
         """Each actor's pid, node, device and model identity (waits until every model is loaded)."""
@@ -185,8 +182,7 @@ class ActorPool:
 def _record_failure(root_uri: str, path: str, stage: str, error_type: str, message: str, attempts: int) -> dict:
     from storage.fs import open_root
     from storage.parquet import write_failure
+    from tasks.reconstruct import VideoSummary
 
     write_failure(open_root(root_uri), source_uri=path, stage=stage, error=message, error_type=error_type)
-    return {"source_uri": path, "status": "failed", "video_id": None, "frames": 0, "human_rows": 0, "tracks": 0,
-            "points": 0, "seconds": 0.0, "decode_errors": 0, "stage": stage, "message": message,
-            "attempts": attempts, "time": time.time()}
+    return {**VideoSummary(path, "failed", stage=stage, message=message).to_dict(), "attempts": attempts}

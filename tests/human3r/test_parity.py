@@ -3,21 +3,14 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from human3r.parity import main, run_parity
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "parity"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The fixtures were made with 2 threads; 1 vs 2 threads moves results by <= 2.2e-6 (fixture README), far
-    inside the tolerances, and a single thread avoids OpenMP stalls on a shared CPU (10x slower otherwise)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# the fixtures were made with 2 threads; 1 vs 2 threads moves results by <= 2.2e-6 (fixture README)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ def _small_cfg(**heads) -> Human3RConfig:
                                heads=dataclasses.replace(cfg.heads, **heads) if heads else cfg.heads)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster and immune to OpenMP stalls when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
