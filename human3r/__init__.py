@@ -1,7 +1,8 @@
 """Human3R: streaming 4D humans + scene reconstruction (CUT3R + Multi-HMR prompt tokens -> SMPL-X).
 
-Importing the package pulls in torch and numpy only. Public names:
-`Human3R`, `Human3RConfig`, `FrameOutput`, `Humans`, `State`, `Frame`, `prepare_frame`, `run_stream`, `StreamFrame`.
+Importing the package pulls in torch and numpy only. The way in: `model = human3r.load_model("auto")`.
+Public names: `load_model`, `Human3R`, `Human3RConfig`, `FrameOutput`, `Humans`, `State`, `Frame`, `prepare_frame`,
+`run_stream`, `StreamFrame`.
 """
 
 from human3r.config import Human3RConfig
@@ -10,6 +11,7 @@ from human3r.model import Human3R
 from human3r.outputs import FrameOutput, Humans
 from human3r.preprocess import Frame, prepare_frame
 from human3r.stream import StreamFrame, run_stream
+from human3r.weights import load_model
 
 __all__ = [
     "Frame",
@@ -19,6 +21,7 @@ __all__ = [
     "Humans",
     "State",
     "StreamFrame",
+    "load_model",
     "prepare_frame",
     "run_stream",
 ]

@@ -1,15 +1,14 @@
-"""Network configuration: frozen dataclasses with commented defaults, presets, and the reference-kwargs mapping.
+"""Network configuration: frozen dataclasses with commented defaults, and the presets.
 
 Defaults are the released Human3R 896L model (CUT3R ViT-L encoder at 512 px, 768-d state, 12+12 decoder blocks,
 DINOv2 ViT-L/14 human encoder at 896 px). `Human3RConfig.preset(name)` returns the released variants and the tiny
-parity configuration; `from_reference_kwargs` maps the reference constructor arguments (`ARCroco3DStereoConfig`)
-stored in a checkpoint onto this config without ever evaluating code.
+parity configuration. The reference constructor arguments a checkpoint stores are mapped onto this config by
+`human3r.weights.reference_config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,21 +206,11 @@ class Human3RConfig:
     def replace(self, **changes: Any) -> Human3RConfig:
         return dataclasses.replace(self, **changes)
 
-    @classmethod
-    def from_reference_kwargs(cls, kwargs: dict[str, Any], preset_hint: str | None = None) -> Human3RConfig:
-        """Map reference constructor arguments (`ARCroco3DStereoConfig(...)` as stored in a checkpoint's
-        `args.model`, parsed with `ast`) onto this config.
-
-        The reference hard-codes some internals (DINOv2 depth/width beyond the backbone name, DPT widths);
-        those come from `preset_hint` when given (e.g. "tiny"), otherwise from the released defaults.
-        """
-        return _from_reference_kwargs(cls, kwargs, preset_hint)
-
 
 # --------------------------------------------------------------------------------------------------------------
 # presets
 
-_DINO_BACKBONES = {  # reference backbone name -> (embed_dim, depth, num_heads)
+DINO_BACKBONES = {  # reference backbone name -> (embed_dim, depth, num_heads)
     "dinov2_vits14": (384, 12, 6),
     "dinov2_vitb14": (768, 12, 12),
     "dinov2_vitl14": (1024, 24, 16),
@@ -229,7 +218,7 @@ _DINO_BACKBONES = {  # reference backbone name -> (embed_dim, depth, num_heads)
 
 
 def _released(backbone: str, res: int, name: str) -> Human3RConfig:
-    dim, depth, heads = _DINO_BACKBONES[backbone]
+    dim, depth, heads = DINO_BACKBONES[backbone]
     return Human3RConfig(name=name, dino=DinoConfig(embed_dim=dim, depth=depth, num_heads=heads, image_res=res))
 
 
@@ -295,104 +284,3 @@ _NESTED = {
     (Human3RConfig, "heads"): HeadsConfig,
     (Human3RConfig, "tracker"): TrackerConfig,
 }
-
-
-# --------------------------------------------------------------------------------------------------------------
-# reference constructor kwargs
-
-# Reference argument values this implementation reproduces; anything else is rejected with ConfigError.
-_REQUIRED_VALUES = {
-    "output_mode": ("pts3d+pose+smpl",),
-    "head_type": ("dpt",),
-    "pose_head": (True,),
-    "landscape_only": (False,),
-    "patch_embed_cls": ("PatchEmbedDust3R", "ManyAR_PatchEmbed"),
-    "norm_im2_in_dec": (True,),
-    "depth_head": (False,),
-    "pose_conf_head": (False,),
-}
-# Reference argument -> [(config part, field)].
-_KWARG_FIELDS = {
-    "enc_embed_dim": [("encoder", "embed_dim")],
-    "enc_depth": [("encoder", "depth")],
-    "enc_num_heads": [("encoder", "num_heads")],
-    "patch_size": [("encoder", "patch_size")],
-    "ray_enc_depth": [("encoder", "ray_depth")],
-    "mlp_ratio": [("encoder", "mlp_ratio"), ("decoder", "mlp_ratio")],
-    "dec_embed_dim": [("decoder", "embed_dim")],
-    "dec_depth": [("decoder", "depth")],
-    "dec_num_heads": [("decoder", "num_heads")],
-    "state_dec_num_heads": [("decoder", "state_num_heads")],
-    "state_size": [("decoder", "state_size")],
-    "state_pe": [("decoder", "state_pe")],
-    "local_mem_size": [("decoder", "mem_size")],
-    "mhmr_img_res": [("dino", "image_res")],
-    "rgb_head": [("heads", "rgb_head")],
-    "msk_head": [("heads", "msk_head")],
-}
-# Accepted and ignored: training-only or cosmetic arguments.
-_IGNORED = {"freeze", "img_size", "croco_kwargs", "enc_pos_embed", "dec_pos_embed", "gradient_checkpointing"}
-
-
-def _is_inf(v: Any, sign: int) -> bool:
-    try:
-        return math.isinf(float(v)) and (float(v) > 0) == (sign > 0)
-    except (TypeError, ValueError):
-        return False
-
-
-def _check_mode(name: str, value: Any, vmin_inf: bool, vmin: float | None = None) -> None:
-    ok = isinstance(value, (list, tuple)) and len(value) == 3 and value[0] == "exp" and _is_inf(value[2], +1)
-    if ok:
-        ok = _is_inf(value[1], -1) if vmin_inf else (not _is_inf(value[1], -1) and float(value[1]) == vmin)
-    if not ok:
-        expected = "('exp', -inf, inf)" if vmin_inf else f"('exp', {vmin}, inf)"
-        raise ConfigError(f"{name}={value!r} is not supported; expected {expected}")
-
-
-def _from_reference_kwargs(cls: type[Human3RConfig], kwargs: dict[str, Any], preset_hint: str | None
-                           ) -> Human3RConfig:
-    if not isinstance(kwargs, dict):
-        raise ConfigError(f"reference kwargs must be a dict, got {type(kwargs).__name__}")
-    base = cls.preset(preset_hint) if preset_hint is not None else cls()
-    kw = dict(kwargs)
-    if isinstance(kw.get("croco_kwargs"), dict):  # a nested croco_kwargs dict is flattened (explicit args win)
-        kw = {**kw.pop("croco_kwargs"), **kw}
-    parts: dict[str, dict[str, Any]] = {"encoder": {}, "decoder": {}, "dino": {}, "heads": {}}
-    for key, value in kw.items():
-        if key in _KWARG_FIELDS:
-            for part, name in _KWARG_FIELDS[key]:
-                parts[part][name] = value
-        elif key in _REQUIRED_VALUES:
-            if value not in _REQUIRED_VALUES[key]:
-                raise ConfigError(f"{key}={value!r} is not supported; expected one of {_REQUIRED_VALUES[key]}")
-        elif key in ("depth_mode", "pose_mode"):
-            _check_mode(key, value, vmin_inf=True)
-        elif key == "conf_mode":
-            _check_mode(key, value, vmin_inf=False, vmin=1.0)
-        elif key == "pos_embed":
-            base_str = value[4:] if isinstance(value, str) and value.startswith("RoPE") else ""
-            if not base_str.replace(".", "", 1).isdigit():
-                raise ConfigError(f"pos_embed={value!r} is not supported; expected 'RoPE<base>' such as 'RoPE100'")
-            parts["encoder"]["rope_base"] = float(base_str)
-        elif key == "backbone":
-            if value not in _DINO_BACKBONES:
-                raise ConfigError(f"backbone={value!r} is not supported; expected one of {sorted(_DINO_BACKBONES)}")
-            if preset_hint is None:  # with a hint, the preset's (possibly overridden) DINOv2 size wins
-                dims = dict(zip(("embed_dim", "depth", "num_heads"), _DINO_BACKBONES[value], strict=True))
-                parts["dino"].update(dims)
-        elif key not in _IGNORED:
-            warnings.warn(f"from_reference_kwargs: ignoring unknown reference argument {key!r}={value!r}",
-                          stacklevel=3)
-    enc, dec, dino, heads = parts["encoder"], parts["decoder"], parts["dino"], parts["heads"]
-    try:
-        return dataclasses.replace(
-            base,
-            name=preset_hint or "custom",
-            encoder=dataclasses.replace(base.encoder, **enc),
-            decoder=dataclasses.replace(base.decoder, **dec),
-            dino=dataclasses.replace(base.dino, **dino),
-            heads=dataclasses.replace(base.heads, **heads),
-        )
-    except TypeError as err:
-        raise ConfigError(f"bad reference kwargs {kwargs!r}: {err}") from err

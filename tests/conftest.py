@@ -37,6 +37,17 @@ def one_torch_thread():
 
 
 @pytest.fixture
+def isolated_weight_caches(tmp_path, monkeypatch):
+    """Hash cache and Hugging Face cache in the test's temporary folder; no checkpoint from the environment."""
+    from human3r.weights import CACHE_ENV, CHECKPOINT_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "h3r-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", CHECKPOINT_ENV):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
 def root(tmp_path):
     """A dataset root (pyarrow filesystem handle) in a fresh temporary folder."""
     from storage.fs import open_root

@@ -1,42 +1,11 @@
-"""Config presets, validation, dict round trip and the reference-kwargs mapping."""
+"""Config presets, validation and the dict round trip (reference kwargs: tests/human3r/weights)."""
 
-import ast
 import json
-import warnings
-from pathlib import Path
 
 import pytest
 
 from human3r.config import DecoderConfig, EncoderConfig, HeadsConfig, Human3RConfig
 from human3r.errors import ConfigError
-
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "parity"
-
-# The construction string of the released model (config/trian_human3r.yaml), as a checkpoint stores it.
-REFERENCE_896L = (
-    "ARCroco3DStereo(ARCroco3DStereoConfig(freeze='encoder_and_decoder_and_head', state_size=768, state_pe='2d', "
-    "pos_embed='RoPE100', rgb_head=True, pose_head=True, msk_head=True, patch_embed_cls='ManyAR_PatchEmbed', "
-    "img_size=(512, 512), head_type='dpt', output_mode='pts3d+pose+smpl', depth_mode=('exp', -inf, inf), "
-    "conf_mode=('exp', 1, inf), pose_mode=('exp', -inf, inf), enc_embed_dim=1024, enc_depth=24, enc_num_heads=16, "
-    "dec_embed_dim=768, dec_depth=12, dec_num_heads=12, landscape_only=False, backbone='dinov2_vitl14', "
-    "mhmr_img_res=896))"
-)
-
-
-def _kwargs_from_string(s: str) -> dict:
-    """What the checkpoint loader does: parse with ast, no eval. inf is a bare name in the string."""
-    call = ast.parse(s, mode="eval").body.args[0]
-
-    def value(node):
-        if isinstance(node, ast.Name) and node.id == "inf":
-            return float("inf")
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -value(node.operand)
-        if isinstance(node, ast.Tuple):
-            return tuple(value(e) for e in node.elts)
-        return ast.literal_eval(node)
-
-    return {kw.arg: value(kw.value) for kw in call.keywords}
 
 
 @pytest.mark.parametrize("name", Human3RConfig.preset_names())
@@ -82,42 +51,3 @@ def test_bad_values_raise_config_error_naming_the_value(build, needle):
     with pytest.raises(ConfigError, match=needle):
         build()
     assert issubclass(ConfigError, ValueError)
-
-
-def test_reference_kwargs_of_the_released_model():
-    cfg = Human3RConfig.from_reference_kwargs(_kwargs_from_string(REFERENCE_896L))
-    ref = Human3RConfig.preset("896L")
-    assert (cfg.encoder, cfg.decoder, cfg.dino, cfg.heads) == (ref.encoder, ref.decoder, ref.dino, ref.heads)
-
-
-def test_reference_kwargs_of_the_fixture_match_the_tiny_preset():
-    from human3r.parity import config_from_fixture
-
-    meta = json.loads((FIXTURE / "config.json").read_text())
-    cfg = config_from_fixture(meta)
-    tiny = Human3RConfig.preset("tiny")
-    assert (cfg.encoder, cfg.decoder, cfg.dino, cfg.heads, cfg.image_size) == (
-        tiny.encoder, tiny.decoder, tiny.dino, tiny.heads, tiny.image_size)
-    hinted = Human3RConfig.from_reference_kwargs(meta["model_config"], preset_hint="tiny")
-    assert (hinted.dino, hinted.heads) == (tiny.dino, tiny.heads)
-
-
-@pytest.mark.parametrize(
-    "key, value",
-    [("output_mode", "naive"), ("backbone", "dinov2_vitg14"), ("depth_mode", ("linear", -1, 1)),
-     ("pos_embed", "cosine"), ("state_pe", "3d")],
-)
-def test_reference_kwargs_reject_unsupported_values(key, value):
-    kwargs = _kwargs_from_string(REFERENCE_896L)
-    kwargs[key] = value
-    with pytest.raises(ConfigError, match=key if key != "state_pe" else "3d"):
-        Human3RConfig.from_reference_kwargs(kwargs)
-
-
-def test_reference_kwargs_unknown_argument_warns():
-    kwargs = _kwargs_from_string(REFERENCE_896L)
-    kwargs["future_flag"] = 3
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        Human3RConfig.from_reference_kwargs(kwargs)
-    assert any("future_flag" in str(w.message) for w in caught)

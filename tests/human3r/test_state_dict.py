@@ -1,4 +1,5 @@
-"""State-dict keys and shapes are exactly the reference's (tiny fixture and every released preset, built on meta)."""
+"""State-dict keys and shapes: the module's own names, and, mapped to reference names, exactly the reference's
+(tiny fixture and every released preset, built on meta)."""
 
 import re
 from pathlib import Path
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from human3r import Human3R, Human3RConfig
+from human3r.weights import UNUSED_KEY_PREFIXES, to_module_names, to_reference_names
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -31,21 +33,34 @@ def _reference_keys(name: str) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+def _reference_shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in to_reference_names(model.state_dict()).items()}
 
 
 def test_tiny_keys_match_fixture():
-    assert _shapes(Human3R(Human3RConfig.preset("tiny"))) == _tiny_keys()
+    assert _reference_shapes(Human3R(Human3RConfig.preset("tiny"))) == _tiny_keys()
 
 
 @pytest.mark.parametrize("name", ["672S", "672B", "672L", "896L"])
 def test_preset_keys_match_reference(name):
     with torch.device("meta"):
         model = Human3R(Human3RConfig.preset(name))
-    assert _shapes(model) == _reference_keys(name)
+    assert _reference_shapes(model) == _reference_keys(name)
     if name.endswith("L"):
         assert sum(p.numel() for p in model.parameters()) == 1_167_461_358  # reference parameter count
+
+
+def test_module_state_dict_uses_natural_names_and_maps_both_ways():
+    model = Human3R(Human3RConfig.preset("tiny"))
+    sd = model.state_dict()
+    assert "encoder.enc_blocks.0.attn.qkv.weight" in sd and "decoder.dec_blocks_state.3.norm1.weight" in sd
+    assert "decoder.pose_retriever.mem" in sd and "downstream_head.init_body_pose" in sd
+    ref = to_reference_names(sd)
+    assert "enc_blocks.0.attn.qkv.weight" in ref and "dec_blocks_state.3.norm1.weight" in ref
+    assert "pose_retriever.mem" in ref and "downstream_head.init_body_pose" in ref
+    back = to_module_names(ref, model)
+    assert list(back) == list(sd) and all(back[k] is sd[k] for k in sd)
+    assert to_module_names({"not.a.key": 1}, model) == {"not.a.key": 1}  # left for the strict check to report
 
 
 def test_dpt_alias_keys_are_one_tensor():
@@ -57,9 +72,9 @@ def test_dpt_alias_keys_are_one_tensor():
             assert a.data_ptr() == b.data_ptr()
 
 
-def test_unused_prefixes_name_existing_keys():
-    keys = list(Human3R(Human3RConfig.preset("tiny")).state_dict())
-    for prefix in Human3R.UNUSED_KEY_PREFIXES:
+def test_unused_prefixes_name_existing_reference_keys():
+    keys = list(_tiny_keys())
+    for prefix in UNUSED_KEY_PREFIXES:
         assert any(k.startswith(prefix) for k in keys), prefix
 
 

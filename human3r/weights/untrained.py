@@ -1,11 +1,12 @@
-"""Deterministic synthetic weights for `untrained:<preset>[:seed]` smoke runs.
+"""Untrained weights for `untrained:<preset>[:seed]` smoke runs: deterministic, and shaped like a real run.
 
 PyTorch's default initialisation makes an untrained Human3R degenerate: the detection logits are nearly constant,
 so every grid cell survives NMS and a frame "contains" a hundred people. Smoke runs should look like real runs
 (a few people per frame, non-uniform attention, finite pointmaps), so untrained weights follow the rules of the
 parity fixtures (tests/fixtures/parity/README.md): every tensor is a function of deterministic per-key noise
-``randn(shape, seed=crc32(salt + key))`` by the key's role. With seed 0 (salt "") the `tiny` preset gets exactly
-the parity pack's weights, so the untrained tiny model is the network the parity tests verify.
+``randn(shape, seed=crc32(salt + key))`` by the key's role, keyed by the reference name. With seed 0 (salt "") the
+`tiny` preset gets exactly the parity pack's weights, so the untrained tiny model is the network the parity tests
+verify. The weights go through the same strict load as a file's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import zlib
 
 import torch
 from torch import nn
+
+from human3r.weights.keys import alias_groups, module_keys
+
+__all__ = ["CLASSIFIER_OVERRIDES", "synthetic_tensor", "untrained_state_dict"]
 
 # the detection classifier's last layer: more contrast and a negative bias, so a frame has a handful of detections
 CLASSIFIER_OVERRIDES = {
@@ -71,11 +76,22 @@ def synthetic_tensor(key: str, shape: tuple[int, ...], salt: str = "") -> torch.
     return (0.25 if _DPT_OUT.search(key) else 1.0) * n / math.sqrt(fan_in)
 
 
-def synthetic_init_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Overwrite every parameter and buffer of `model` in place (seed 0 = salt '', else salt 'seed<N>:')."""
+def untrained_state_dict(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Reference-named state dict of synthetic weights for every entry of ``model`` (which may be meta-built).
+
+    Seed 0 uses salt '', any other seed salt 'seed<N>:'. Alias keys share their canonical key's tensor; entries
+    that are not floating point keep the model's own value.
+    """
     salt = "" if seed == 0 else f"seed{seed}:"
-    with torch.no_grad():
-        for key, tensor in model.state_dict(keep_vars=True).items():
-            if tensor.is_floating_point():
-                tensor.copy_(synthetic_tensor(key, tuple(tensor.shape), salt).to(tensor.dtype))
-    return model
+    entries = model.state_dict(keep_vars=True)
+    out: dict[str, torch.Tensor] = {}
+    for ref, key in module_keys(model).items():
+        value = entries[key]
+        if value.is_floating_point():
+            out[ref] = synthetic_tensor(ref, tuple(value.shape), salt).to(value.dtype)
+        else:
+            out[ref] = value.detach()
+    for group in alias_groups(model):
+        for alias in group[1:]:
+            out[alias] = out[group[0]]
+    return out

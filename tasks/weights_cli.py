@@ -1,18 +1,14 @@
-"""`human3r weights ...`: find, check, convert and download Human3R checkpoints.
+"""`human3r weights ...`: find, check, convert and download Human3R checkpoints (over `human3r.weights`).
 
-Attach to the main CLI with ``cli.add_command(weights)``; also runs alone: ``python -m human3r.weights_cli --help``.
+Loaded lazily by the `human3r` group, which turns checkpoint errors into one line (exit 2); every command imports
+torch only when it runs.
 """
 
 from __future__ import annotations
 
 import json
 
-try:
-    import click
-except ImportError as err:  # pragma: no cover - click comes with prefect
-    raise ImportError("the weights command needs click: pip install 'click>=8.1'") from err
-
-from human3r.errors import Human3RError
+import click
 
 SPEC_HELP = """SPEC is one of:
 
@@ -30,10 +26,6 @@ _PRESET = click.option(
     help="Model variant (672S, 672B, 672L, 896L, tiny). Released files describe themselves; needed for `tiny` "
     "files and for files without a constructor string. With `auto`, the file to prefer.",
 )
-
-
-def _fail(err: Exception) -> click.ClickException:
-    return click.ClickException(str(err))
 
 
 def _print_identity(identity, as_json: bool) -> None:
@@ -58,10 +50,7 @@ def weights() -> None:
 def resolve(spec: str, preset: str | None, download: bool, as_json: bool) -> None:
     from human3r.weights import inspect_weights
 
-    try:
-        identity = inspect_weights(spec, preset=preset, download=download)
-    except Human3RError as err:
-        raise _fail(err) from err
+    identity = inspect_weights(spec, preset=preset, download=download)
     _print_identity(identity, as_json)
 
 
@@ -76,10 +65,7 @@ def resolve(spec: str, preset: str | None, download: bool, as_json: bool) -> Non
 def verify(path: str, expected: str | None, preset: str | None, as_json: bool) -> None:
     from human3r.weights import verify_checkpoint
 
-    try:
-        identity = verify_checkpoint(path, preset=preset)
-    except Human3RError as err:
-        raise _fail(err) from err
+    identity = verify_checkpoint(path, preset=preset)
     if expected and expected.strip().lower() != identity.sha256:
         raise click.ClickException(
             f"sha256 mismatch for {path}: file {identity.sha256}, expected {expected.strip().lower()}. The file is "
@@ -106,18 +92,12 @@ def verify(path: str, expected: str | None, preset: str | None, as_json: bool) -
 def convert(src: str, dst: str, preset: str | None) -> None:
     from human3r.weights import load_model, save_checkpoint
 
-    try:
-        model, identity = load_model(src, preset=preset)
-        if identity.is_untrained:
-            raise click.ClickException("refusing to convert untrained weights; use an official checkpoint")
-        out = save_checkpoint(
-            model,
-            dst,
-            model_version=identity.model_version,
-            source={"spec": src, "file": identity.name, "sha256": identity.sha256},
-        )
-    except Human3RError as err:
-        raise _fail(err) from err
+    model = load_model(src, preset=preset)
+    identity = model.identity
+    if identity.is_untrained:
+        raise click.ClickException("refusing to convert untrained weights; use an official checkpoint")
+    out = save_checkpoint(model, dst, model_version=identity.model_version,
+                          source={"spec": src, "file": identity.name, "sha256": identity.sha256})
     click.echo(f"wrote {out} and {out.with_suffix('.json')} (model version {identity.model_version})")
 
 
@@ -128,10 +108,7 @@ def convert(src: str, dst: str, preset: str | None) -> None:
 def download(file: str | None, preset: str | None, repo: str | None) -> None:
     from human3r.weights import HF_REPO, download_official, file_sha256
 
-    try:
-        path = download_official(file, preset=preset, repo=repo or HF_REPO)
-    except Human3RError as err:
-        raise _fail(err) from err
+    path = download_official(file, preset=preset, repo=repo or HF_REPO)
     click.echo(f"{'path':14s}{path}")
     click.echo(f"{'sha256':14s}{file_sha256(path)}")
 

@@ -1,4 +1,4 @@
-"""Reading official Human3R reference checkpoints safely: the pickle, its config, and its constructor string.
+"""Reading official Human3R reference checkpoints safely: the pickle and its constructor string.
 
 Official files (Hugging Face ``faneggg/human3r``) are training pickles ``{"model": state_dict, "args": ...,
 "epoch": ...}`` where ``args`` is the Hydra config (an omegaconf ``DictConfig``; older tools save an
@@ -7,10 +7,8 @@ Official files (Hugging Face ``faneggg/human3r``) are training pickles ``{"model
 
 Nothing is ever evaluated: the pickle is read with ``torch.load(weights_only=True)`` and an allow-list made for
 exactly the globals the file names (omegaconf classes become inert stand-ins, no omegaconf import), and the
-constructor string is parsed with ``ast`` (keyword arguments with literal values only).
-
-This module also holds where the official files live (``HF_REPO``, ``OFFICIAL_FILES``, ...) and the hint that says
-how to get them. Resolving specs, hashing and loading the model are in :mod:`human3r.weights`.
+constructor string is parsed with ``ast`` (keyword arguments with literal values only). What the parsed arguments
+mean for the network is :mod:`human3r.weights.reference_config`.
 """
 
 from __future__ import annotations
@@ -27,35 +25,9 @@ from typing import Any
 import torch
 
 from human3r.errors import CheckpointError
+from human3r.weights.spec import weights_hint
 
-__all__ = [
-    "CHECKPOINT_ENV",
-    "DEFAULT_PRESET",
-    "HF_REPO",
-    "OFFICIAL_FILES",
-    "OfficialCheckpoint",
-    "parse_constructor",
-    "read_official_checkpoint",
-]
-
-HF_REPO = "faneggg/human3r"
-CHECKPOINT_ENV = "HUMAN3R_CHECKPOINT"  # path or spec used by `auto`
-DEFAULT_PRESET = "896L"
-OFFICIAL_FILES = {  # preset -> file in faneggg/human3r
-    "896L": "human3r_896L.pth",
-    "672L": "human3r_672L.pth",
-    "672B": "human3r_672B.pth",
-    "672S": "human3r_672S.pth",
-}
-README_FILE = "human3r.pth"  # the name the upstream README downloads (the 896L model)
-
-
-def _get_weights_hint(preset: str | None = None) -> str:
-    name = OFFICIAL_FILES.get(preset or DEFAULT_PRESET, OFFICIAL_FILES[DEFAULT_PRESET])
-    return (
-        f"Get the weights with `huggingface-cli download {HF_REPO} {name}` (or `human3r weights download {name}`), "
-        f"or set {CHECKPOINT_ENV}=/path/to/{name}; for a smoke run without weights use `untrained:<preset>`."
-    )
+__all__ = ["OfficialCheckpoint", "parse_constructor", "read_official_checkpoint"]
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -160,7 +132,7 @@ def _safe_torch_load(path: Path, mmap: bool = True) -> Any:
             ) from err
         raise CheckpointError(
             f"cannot read checkpoint {path}: {_torch_load_reason(err)}. It is truncated, corrupt or not a torch "
-            f"checkpoint; download it again. {_get_weights_hint()}"
+            f"checkpoint; download it again. {weights_hint()}"
         ) from err
 
 

@@ -1,12 +1,13 @@
-"""Building the network with its parameters on the meta device, and strictly loading a state dict into it.
+"""Strict loading: build the network on the meta device, check a reference-named state dict, assign it.
 
-* Matching is strict: every tensor the network reads must be present with its shape; keys the reference keeps
-  but inference never reads (``Human3R.UNUSED_KEY_PREFIXES``) are accepted, listed in the :class:`LoadReport`
-  and logged once; everything else is one :class:`CheckpointError` listing every key.
-* The network is built with its parameters on the meta device and the checkpoint tensors (memory-mapped) are
-  assigned in place, so weights are never allocated twice.
-
-Used by :mod:`human3r.weights` for official and our own checkpoints alike.
+* :func:`build_on_meta` constructs Human3R with every parameter on the meta device (buffers stay real), so
+  construction-time initialisation touches no memory.
+* :func:`check_state_dict` compares a state dict in reference names (as files hold them, see
+  :mod:`human3r.weights.keys`) with the network: every tensor the network reads must be there with its shape; keys
+  inference never reads are accepted and listed in the :class:`LoadReport`; anything else is one
+  :class:`~human3r.errors.CheckpointError` listing every problem.
+* :func:`load_state_dict` checks, then assigns the tensors in place (memory-mapped ones stay mapped): weights are
+  never allocated twice.
 """
 
 from __future__ import annotations
@@ -21,20 +22,17 @@ from torch import nn
 
 from human3r.config import Human3RConfig
 from human3r.errors import CheckpointError
+from human3r.model import Human3R
+from human3r.weights.keys import alias_groups, is_unused, module_keys
 
-__all__ = ["LoadReport", "check_state_dict"]
+__all__ = ["LoadReport", "build_on_meta", "check_state_dict", "load_state_dict", "prepare_for_inference"]
 
 logger = logging.getLogger(__name__)
 
 
-# ------------------------------------------------------------------------------------------------------------------
-# Building and strict loading
-# ------------------------------------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class LoadReport:
-    """What a strict load accepted without using."""
+    """What a strict load accepted without using (all keys in reference names)."""
 
     source: str  # file the tensors came from
     unused_present: tuple[str, ...] = ()  # keys in the file that inference never reads (loaded, or dropped)
@@ -42,17 +40,11 @@ class LoadReport:
     aliases: tuple[tuple[str, str], ...] = ()  # (alias, canonical) key pairs that are one tensor
 
 
-def _model_class() -> type[nn.Module]:
-    from human3r.model import Human3R
-
-    return Human3R
-
-
 @contextlib.contextmanager
 def _parameters_on_meta() -> Iterator[None]:
     """Register every new nn.Parameter on the meta device; buffers stay real (they may not be in the checkpoint).
 
-    Construction-time initialisation then touches no memory. Not thread-safe (patches nn.Module for the block).
+    Not thread-safe (patches nn.Module for the block).
     """
     original = nn.Module.register_parameter
     seen: dict[int, tuple[nn.Parameter, nn.Parameter]] = {}
@@ -71,21 +63,10 @@ def _parameters_on_meta() -> Iterator[None]:
         nn.Module.register_parameter = original  # type: ignore[method-assign]
 
 
-def _build_empty(config: Human3RConfig) -> nn.Module:
+def build_on_meta(config: Human3RConfig) -> Human3R:
+    """Human3R with its parameters on the meta device, ready for :func:`load_state_dict`."""
     with _parameters_on_meta():
-        return _model_class()(config)
-
-
-def _is_unused(key: str, prefixes: tuple[str, ...]) -> bool:
-    return any(key == p or key.startswith(p) for p in prefixes)
-
-
-def _alias_groups(model: nn.Module) -> list[list[str]]:
-    """State-dict keys that name one tensor, grouped (first key = canonical)."""
-    groups: dict[int, list[str]] = {}
-    for key, value in model.state_dict(keep_vars=True).items():
-        groups.setdefault(id(value), []).append(key)
-    return [g for g in groups.values() if len(g) > 1]
+        return Human3R(config)
 
 
 def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -103,21 +84,20 @@ def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> LoadReport:
-    """Strictly compare a state dict with the network; one CheckpointError lists every problem.
+    """Strictly compare a reference-named state dict with the network; one CheckpointError lists every problem.
 
     Missing / unexpected / wrong-shape keys are errors unless inference never reads them
-    (``UNUSED_KEY_PREFIXES`` of the model class). Alias keys present in the file must hold equal tensors.
+    (:data:`~human3r.weights.keys.UNUSED_KEY_PREFIXES`). Alias keys present in the file must hold equal tensors.
     """
-    prefixes = tuple(getattr(type(model), "UNUSED_KEY_PREFIXES", ()))
-    expected = {k: tuple(v.shape) for k, v in model.state_dict(keep_vars=True).items()}
-    missing = sorted(k for k in expected if k not in state_dict and not _is_unused(k, prefixes))
-    unexpected = sorted(k for k in state_dict if k not in expected and not _is_unused(k, prefixes))
+    expected = {k: tuple(v.shape) for k, v in _reference_entries(model).items()}
+    missing = sorted(k for k in expected if k not in state_dict and not is_unused(k))
+    unexpected = sorted(k for k in state_dict if k not in expected and not is_unused(k))
     wrong = sorted(
         f"{k}: file {tuple(state_dict[k].shape)} vs network {expected[k]}"
         for k in expected
-        if k in state_dict and tuple(state_dict[k].shape) != expected[k] and not _is_unused(k, prefixes)
+        if k in state_dict and tuple(state_dict[k].shape) != expected[k] and not is_unused(k)
     )
-    groups = _alias_groups(model)
+    groups = alias_groups(model)
     differing = []
     for group in groups:
         present = [k for k in group if k in state_dict and tuple(state_dict[k].shape) == expected[k]]
@@ -135,10 +115,39 @@ def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], sour
             "of this variant (pass the right preset=... / --preset; `human3r weights verify FILE` lists the "
             "mismatches), or re-download it if it is truncated."
         )
-    unused_present = tuple(sorted(k for k in state_dict if _is_unused(k, prefixes)))
-    unused_missing = tuple(sorted(k for k in expected if k not in state_dict and _is_unused(k, prefixes)))
+    unused_present = tuple(sorted(k for k in state_dict if is_unused(k)))
+    unused_missing = tuple(sorted(k for k in expected if k not in state_dict and is_unused(k)))
     aliases = tuple((alias, group[0]) for group in groups for alias in group[1:])
     return LoadReport(str(source), unused_present, unused_missing, aliases)
+
+
+def _reference_entries(model: nn.Module) -> dict[str, torch.Tensor]:
+    entries = model.state_dict(keep_vars=True)
+    return {ref: entries[key] for ref, key in module_keys(model).items()}
+
+
+def load_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> LoadReport:
+    """Check a reference-named state dict (:func:`check_state_dict`), then assign it to a meta-built ``model``.
+
+    Tensors are assigned, not copied. Never-read keys that are absent (or mis-shaped) are zero-filled.
+    """
+    report = check_state_dict(model, state_dict, source)
+    entries = model.state_dict(keep_vars=True)
+    full: dict[str, torch.Tensor] = {}  # module key -> tensor
+    for ref, key in module_keys(model).items():
+        given, value = state_dict.get(ref), entries[key]
+        if given is not None and tuple(given.shape) == tuple(value.shape):
+            full[key] = given
+        elif is_unused(ref):  # absent or mis-shaped but never read
+            full[key] = torch.zeros(value.shape, dtype=value.dtype)
+        else:  # pragma: no cover - check_state_dict ran first
+            raise CheckpointError(f"internal: {ref} passed the check but is not loadable")
+    model.load_state_dict(full, strict=True, assign=True)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
+    if left:
+        raise CheckpointError(f"internal: tensors {left[:10]} were not loaded; the state dict lacks them")
+    _log_report_once(report)
+    return report
 
 
 _logged_reports: set[str] = set()
@@ -156,26 +165,8 @@ def _log_report_once(report: LoadReport) -> None:
         )
 
 
-def _assign(model: nn.Module, state_dict: dict[str, torch.Tensor], report: LoadReport) -> None:
-    """Load a checked state dict into a meta-parameter model by assignment (no copy)."""
-    prefixes = tuple(getattr(type(model), "UNUSED_KEY_PREFIXES", ()))
-    full: dict[str, torch.Tensor] = {}
-    for key, value in model.state_dict(keep_vars=True).items():
-        given = state_dict.get(key)
-        if given is not None and tuple(given.shape) == tuple(value.shape):
-            full[key] = given
-        elif _is_unused(key, prefixes):  # absent or mis-shaped but never read
-            full[key] = torch.zeros(value.shape, dtype=value.dtype)
-        else:  # pragma: no cover - check_state_dict ran first
-            raise CheckpointError(f"internal: {key} passed the check but is not loadable")
-    model.load_state_dict(full, strict=True, assign=True)
-    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type == "meta"]
-    if left:
-        raise CheckpointError(f"internal: tensors {left[:10]} were not loaded; the state dict lacks them")
-    _log_report_once(report)
-
-
-def _finish(model: nn.Module, device: str | torch.device, dtype: torch.dtype) -> nn.Module:
+def prepare_for_inference(model: nn.Module, device: str | torch.device, dtype: torch.dtype) -> nn.Module:
+    """Move to ``device`` / ``dtype``, eval mode, no gradients. Returns ``model``."""
     model.to(device=device, dtype=dtype)
     model.eval()
     model.requires_grad_(False)
