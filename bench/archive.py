@@ -30,7 +30,7 @@ def main() -> None:
 
     from human3r.weights import load_model
     from storage.fs import open_root
-    from tasks.archive import build_options
+    from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
     from tasks.reconstruct import reconstruct_video
     from tasks.sample import make_sample_video
 
@@ -39,22 +39,22 @@ def main() -> None:
         inbox.mkdir()
         for i in range(args.videos):
             make_sample_video(inbox / f"clip{i:02d}.mp4", n_frames=args.frames, seed=i)
-        options = build_options()
+        options = ReconstructOptions()
 
         t = time.perf_counter()
-        model, identity = load_model(args.checkpoint)
+        model = load_model(args.checkpoint)
         root = open_root(Path(tmp) / "inprocess")
         for path in sorted(inbox.iterdir()):
-            assert reconstruct_video(str(path), root, model, identity, options=options).status == "ok"
+            assert reconstruct_video(str(path), root, model, options=options).status == "ok"
         inprocess = time.perf_counter() - t
 
         from flows.reconstruct import reconstruct_archive
 
         t = time.perf_counter()
-        out = reconstruct_archive(source=str(inbox), dataset=str(Path(tmp) / "flow"), checkpoint=args.checkpoint,
-                                  num_actors=1)
+        out = reconstruct_archive(source=str(inbox), dataset=str(Path(tmp) / "flow"), options=options,
+                                  model=ModelOptions(checkpoint=args.checkpoint), cluster=ClusterOptions(num_actors=1))
         flow = time.perf_counter() - t
-        assert out["counts"]["ok"] == args.videos, out["counts"]
+        assert out.counts["ok"] == args.videos, out.counts
 
     frames = args.videos * args.frames
     print(f"in-process reconstruct: {inprocess:6.1f} s ({frames / inprocess:.1f} frames/s)")

@@ -33,12 +33,12 @@ def main() -> None:
     from human3r.stream import run_stream
     from human3r.weights import load_model
     from storage.fs import open_root
-    from tasks.convert import ConvertOptions
     from tasks.decode import FrameReader
-    from tasks.reconstruct import ReconstructOptions, reconstruct_video
+    from tasks.options import ConvertOptions, ReconstructOptions
+    from tasks.reconstruct import reconstruct_video
     from tasks.sample import make_sample_video
 
-    model, identity = load_model(args.checkpoint)
+    model = load_model(args.checkpoint)
     options = ReconstructOptions(convert=ConvertOptions(points_per_frame=args.points_per_frame, conf_threshold=1.0))
     with tempfile.TemporaryDirectory() as tmp:
         video = make_sample_video(Path(tmp) / "v.mp4", n_frames=args.frames, width=args.width, height=args.height)
@@ -53,7 +53,7 @@ def main() -> None:
                 pass
             bare.append(len(frames) / (time.perf_counter() - t))
             t = time.perf_counter()
-            summary = reconstruct_video(video, open_root(f"{tmp}/ds{r}"), model, identity, options=options)
+            summary = reconstruct_video(video, open_root(f"{tmp}/ds{r}"), model, options=options)
             assert summary.status == "ok", summary
             e2e.append(summary.frames / (time.perf_counter() - t))
     print(f"bare model loop : {max(bare):7.2f} frames/s  (runs: {', '.join(f'{x:.2f}' for x in bare)})")

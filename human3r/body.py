@@ -8,7 +8,8 @@ and shifts it so the head joint lands on the prediction. Posing once with the gl
 SMPL-X ``transl``: feed it to any SMPL-X implementation with the same parameters and you get the same mesh.
 
 Pure tensor functions come first; :class:`BodyModel` loads the SMPL-X assets once from an explicit path and
-takes every parameter on each call. ``smplx`` and ``roma`` are imported where used.
+takes every parameter on each call. ``smplx`` is imported where used; rotation conversions are
+``human3r.geometry``'s.
 """
 
 from __future__ import annotations
@@ -19,12 +20,21 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from human3r.errors import BodyModelError, InputShapeError
+from human3r.geometry import rotmat_to_axis_angle
+from human3r.smplx_file import (
+    BODY_MODEL_ENV,
+    GET_SMPLX,
+    NUM_BETAS,
+    NUM_EXPRESSION,
+    NUM_VERTICES,
+    resolve_body_model_path,
+    validate_body_model_file,
+)
 
 __all__ = [
     "BODY_MODEL_ENV",
@@ -36,33 +46,14 @@ __all__ = [
     "pelvis_transl_from_head",
     "read_out_bodies",
     "resolve_body_model_path",
-    "rotmat_to_axis_angle",
 ]
 
 logger = logging.getLogger(__name__)
 
-BODY_MODEL_ENV = "HUMAN3R_BODY_MODEL"  # path of SMPLX_NEUTRAL.npz or of a folder holding it
 HEAD_JOINT = 15  # SMPL-X joint "head": the person centre Human3R regresses (smplx.joint_names.JOINT_NAMES[15])
 PELVIS_JOINT = 0
 NUM_ROTATIONS = 53  # global + 21 body + 15 left hand + 15 right hand + jaw
-NUM_BETAS = 10
-NUM_EXPRESSION = 10
-NUM_VERTICES = 10475  # SMPL-X v1.x; smplx hard-codes vertex ids up to 9929
-NUM_SKELETON_JOINTS = 55
-
-_GET_SMPLX = (
-    "Get SMPL-X: register at https://smpl-x.is.tue.mpg.de, download 'SMPL-X v1.1 (NPZ+PKL)', and pass the path of "
-    f"models/smplx/SMPLX_NEUTRAL.npz (or its folder) as the body-model path, or set {BODY_MODEL_ENV}."
-)
-_PIP = "pip install smplx==0.1.28 roma==1.8.0"
-
-
-def _import_roma():
-    try:
-        import roma
-    except ImportError as err:
-        raise ImportError(f"the SMPL-X readout needs roma: {_PIP}") from err
-    return roma
+_PIP = "pip install smplx==0.1.28"
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -103,13 +94,6 @@ class BodyOutput:
 # ------------------------------------------------------------------------------------------------------------------
 # Pure functions
 # ------------------------------------------------------------------------------------------------------------------
-
-
-def rotmat_to_axis_angle(rotmat: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle, via roma (works for zero-size batches)."""
-    if rotmat.numel() == 0:
-        return rotmat.new_zeros(rotmat.shape[:-2] + (3,))
-    return _import_roma().rotmat_to_rotvec(rotmat)
 
 
 def _check_inputs(
@@ -203,85 +187,10 @@ def read_out_bodies(
         _warned_no_body_model = True
         warnings.warn(
             "no SMPL-X body model given: writing SMPL-X parameters and head positions only, without joints, "
-            f"vertices or pelvis-convention transl. {_GET_SMPLX}",
+            f"vertices or pelvis-convention transl. {GET_SMPLX}",
             stacklevel=2,
         )
     return body_parameters(rotmat, betas, expression, transl_head_cam, cam_to_world)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Body model file
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def resolve_body_model_path(path: str | os.PathLike | None = None) -> Path:
-    """Find SMPLX_NEUTRAL.npz from ``path`` (file or folder) or, when ``path`` is None, ``$HUMAN3R_BODY_MODEL``.
-
-    A folder may hold ``SMPLX_NEUTRAL.npz`` directly or in ``smplx/`` (the smplx package's layout).
-    """
-    source = "argument"
-    if path is None:
-        path, source = os.environ.get(BODY_MODEL_ENV), f"${BODY_MODEL_ENV}"
-        if not path:
-            raise BodyModelError(f"no SMPL-X body model path given and ${BODY_MODEL_ENV} is not set. {_GET_SMPLX}")
-    p = Path(path).expanduser()
-    candidates = [p] if not p.is_dir() else [p / "SMPLX_NEUTRAL.npz", p / "smplx" / "SMPLX_NEUTRAL.npz"]
-    for c in candidates:
-        if c.is_file():
-            if c.suffix != ".npz":
-                raise BodyModelError(
-                    f"SMPL-X body model {c} (from {source}) is not an .npz file; the .pkl release needs chumpy, "
-                    f"which does not work with numpy 2. Use SMPLX_NEUTRAL.npz from the same download. {_GET_SMPLX}"
-                )
-            return c
-    raise BodyModelError(
-        f"SMPL-X body model not found: {p} (from {source}) has no {' or '.join(str(c) for c in candidates)}. "
-        f"{_GET_SMPLX}"
-    )
-
-
-def _validate_npz(path: Path) -> None:
-    """Check the arrays smplx reads, without unpickling anything; one error lists every problem."""
-    required = {  # key -> expected shape (None = any size along that axis)
-        "v_template": (NUM_VERTICES, 3),
-        "f": (None, 3),
-        "shapedirs": (NUM_VERTICES, 3, None),
-        "posedirs": (NUM_VERTICES, 3, (NUM_SKELETON_JOINTS - 1) * 9),
-        "J_regressor": (NUM_SKELETON_JOINTS, NUM_VERTICES),
-        "weights": (NUM_VERTICES, NUM_SKELETON_JOINTS),
-        "kintree_table": (2, NUM_SKELETON_JOINTS),
-        "hands_componentsl": (45, 45),
-        "hands_componentsr": (45, 45),
-        "hands_meanl": (45,),
-        "hands_meanr": (45,),
-        "lmk_faces_idx": (None,),
-        "lmk_bary_coords": (None, 3),
-    }
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as err:  # any failure to open means the same thing to the user
-        raise BodyModelError(f"cannot read SMPL-X body model {path}: {err}. {_GET_SMPLX}") from err
-    problems = []
-    with data:
-        for key, shape in required.items():
-            if key not in data.files:
-                problems.append(f"missing array {key!r}")
-                continue
-            try:
-                got = data[key].shape
-            except ValueError as err:  # an object array
-                problems.append(f"{key!r} is not a plain array ({err})")
-                continue
-            if len(got) != len(shape) or any(s is not None and s != g for s, g in zip(shape, got)):
-                want = tuple("*" if s is None else s for s in shape)
-                problems.append(f"{key!r} has shape {got}, expected {want}")
-        n_comps = data["shapedirs"].shape[-1] if not problems else NUM_BETAS + NUM_EXPRESSION
-        if n_comps < NUM_BETAS + NUM_EXPRESSION:
-            problems.append(f"'shapedirs' has {n_comps} components, need >= 20 (10 betas + 10 expression)")
-    if problems:
-        raise BodyModelError(
-            f"{path} is not a usable SMPL-X v1.x NEUTRAL model: " + "; ".join(problems) + f". {_GET_SMPLX}"
-        )
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -300,12 +209,11 @@ class BodyModel:
 
     def __init__(self, path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> None:
         self.path = resolve_body_model_path(path)
-        _validate_npz(self.path)
+        validate_body_model_file(self.path)
         try:
             import smplx
         except ImportError as err:
             raise ImportError(f"the SMPL-X readout needs smplx: {_PIP}") from err
-        _import_roma()
         captured = io.StringIO()
         try:
             with contextlib.redirect_stdout(captured):  # smplx prints a WARNING for 10+10-component models
@@ -320,7 +228,7 @@ class BodyModel:
                     ext="npz",
                 )
         except Exception as err:  # smplx raises assorted errors on a malformed file
-            raise BodyModelError(f"smplx could not build a body model from {self.path}: {err}. {_GET_SMPLX}") from err
+            raise BodyModelError(f"smplx could not build a body model from {self.path}: {err}. {GET_SMPLX}") from err
         if captured.getvalue().strip():
             logger.debug("smplx: %s", captured.getvalue().strip())
         self._layer = layer.eval().to(device)

@@ -33,8 +33,8 @@ class State:
 @dataclass
 class DecoderOutput:
     layers: list[torch.Tensor]  # [enc (1,N,Ce), img_1 .. img_L (1, 1+N+n, D)], the last LayerNorm-ed
-    new_state: torch.Tensor  # (1, S, D) LayerNorm-ed final state stream
-    gate_logits: torch.Tensor | None  # (1, S) mean state->image attention logit over layers, heads, keys
+    new_state: torch.Tensor  # (1, S, D) LayerNorm-ed final state stream (the candidate next state)
+    gate: torch.Tensor | None  # (1, S) TTT3R gate in (0, 1), sigmoid of the mean state logit; None unless asked
 
 
 def state_positions(cfg: DecoderConfig, device: torch.device | str | None = None) -> torch.Tensor:
@@ -112,9 +112,12 @@ class RecurrentDecoder(nn.Module):
         return self.pose_retriever.read(enc_tokens.mean(dim=1, keepdim=True), mem)
 
     def forward(self, state: torch.Tensor, enc_tokens: torch.Tensor, enc_pos: torch.Tensor, pose: torch.Tensor,
-                prompts: torch.Tensor, prompt_pos: torch.Tensor, gate: bool = False,
-                trace: dict | None = None) -> DecoderOutput:
-        """state (1,S,D); enc_tokens (1,N,Ce); enc_pos (1,N,2); pose (1,1,D); prompts (1,n,D); prompt_pos (1,n,2)."""
+                prompts: torch.Tensor, prompt_pos: torch.Tensor, gate: bool = False) -> DecoderOutput:
+        """state (1,S,D); enc_tokens (1,N,Ce); enc_pos (1,N,2); pose (1,1,D); prompts (1,n,D); prompt_pos (1,n,2).
+
+        `gate`: also compute the TTT3R state-update gate, the sigmoid of the mean state->image attention logit over
+        layers, heads and keys (it does not change the other outputs).
+        """
         b = enc_tokens.shape[0]
         state_pos = state_positions(self.cfg, enc_tokens.device).expand(b, -1, -1)
         pose_pos = torch.full((b, 1, 2), -1, dtype=enc_pos.dtype, device=enc_pos.device)
@@ -130,8 +133,5 @@ class RecurrentDecoder(nn.Module):
             if logits is not None:
                 logit_sum = logits.mean(dim=1) if logit_sum is None else logit_sum + logits.mean(dim=1)
         layers[-1] = self.dec_norm(img)
-        if trace is not None:
-            for i, x in enumerate(layers):
-                trace[f"dec_img_{i}"] = x
-        gate_logits = None if logit_sum is None else logit_sum / len(self.dec_blocks)
-        return DecoderOutput(layers, self.dec_norm_state(state), gate_logits)
+        ttt3r_gate = None if logit_sum is None else torch.sigmoid(logit_sum / len(self.dec_blocks))
+        return DecoderOutput(layers, self.dec_norm_state(state), ttt3r_gate)

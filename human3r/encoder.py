@@ -33,14 +33,8 @@ class ImageEncoder(nn.Module):
         )
         self.enc_norm_ray_map = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
 
-    def forward(self, img: torch.Tensor, trace: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, pos = self.patch_embed(img)
-        for i, blk in enumerate(self.enc_blocks):
+        for blk in self.enc_blocks:
             x = blk(x, pos)
-            if trace is not None:
-                trace[f"enc_block{i}"] = x
-        x = self.enc_norm(x)
-        if trace is not None:
-            trace["enc_pos"] = pos
-            trace["enc_out"] = x
-        return x, pos
+        return self.enc_norm(x), pos

@@ -1,19 +1,25 @@
-"""Camera intrinsics: the working-resolution geometry, the focal estimate, and the map back to source pixels.
+"""Geometry in one place: the working-image crop rule, intrinsics, and rotations / camera poses (pure functions).
 
 Pixel convention (everywhere in this module): OpenCV's. The centre of pixel column ``i`` is at ``u = i`` and
 the image spans ``u ∈ [-0.5, W - 0.5]``. This is the convention of the reference's focal estimate, whose pixel
 grid is ``0..W-1`` with the principal point at ``(W // 2, H // 2)``.
 
-The working image is made from the source frame in two steps (dust3r ``load_images``, size 512):
+The working image is made from the source frame in two steps (dust3r ``load_images``):
 
 1. resize so the long side becomes ``size``: ``new = round(x * size / max(W, H))`` per axis, so the x and y
    scales differ slightly (``sx = W_resized / W``, ``sy = H_resized / H``);
 2. centre-crop to multiples of 16: ``cx = W // 2``, ``halfw = ((2 * cx) // 16) * 8`` (same for y); a square
    image becomes 4:3 (``halfh = 3 * halfw / 4``).
 
+For ``size == 224`` (CUT3R's square linear-head models) the reference resizes the *short* side to 224 instead and
+crops the centred square ``2 * min(cx, cy)``; :class:`WorkingGeometry` reproduces that too.
+
 A resize maps pixel *edges*, so in the OpenCV convention ``u_work = (u_src + 0.5) * sx - 0.5 - crop_left``.
 The fork's ``inference.py`` rescales K by ``orig_w / W`` and ignores the crop; the first version of our
 brief dropped the half-pixel terms. Both are off by pixels (1.4 px at 1080p, more with a crop).
+
+Rotations use roma. Quaternions here are real-first ``(w, x, y, z)`` (the network's camera pose); roma's are
+``(x, y, z, w)``, so they are converted on the way in.
 """
 
 from __future__ import annotations
@@ -21,21 +27,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import roma
 import torch
 
 from human3r.errors import InputShapeError
 
 __all__ = [
     "WorkingGeometry",
+    "camera_pose_to_c2w",
     "estimate_focal_weiszfeld",
     "intrinsics_matrix",
     "reference_principal_point",
+    "rot6d_to_rotmat",
+    "rotmat_to_axis_angle",
     "source_to_working_intrinsics",
     "source_to_working_pixels",
     "working_intrinsics_from_pointmap",
     "working_to_source_intrinsics",
     "working_to_source_pixels",
 ]
+
+SQUARE_CROP_SIZE = 224  # the reference's special size: short side resized to it, centred square crop
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -49,10 +61,11 @@ class WorkingGeometry:
 
     All sizes are ``(width, height)`` in pixels; ``crop_box`` is ``(left, top, right, bottom)`` in the *resized*
     image (PIL ``crop`` semantics: right/bottom exclusive), so ``working_wh == (right - left, bottom - top)``.
+    This is the only implementation of the crop rule: ``human3r.preprocess`` does the pixel work with it.
     """
 
     source_wh: tuple[int, int]  # original frame size (W, H)
-    resized_wh: tuple[int, int]  # after the long-side resize (W, H)
+    resized_wh: tuple[int, int]  # after the resize (W, H)
     crop_box: tuple[int, int, int, int]  # (left, top, right, bottom) in resized pixels
 
     def __post_init__(self) -> None:
@@ -66,20 +79,34 @@ class WorkingGeometry:
 
     @classmethod
     def for_source(cls, width: int, height: int, size: int = 512, square_ok: bool = False) -> WorkingGeometry:
-        """The reference's geometry (dust3r ``load_images`` with ``size != 224``) for a ``width`` x ``height`` frame.
+        """The reference's geometry (dust3r ``load_images(size=size)``) for a ``width`` x ``height`` frame.
 
-        Examples: 1920x1080 -> 512x288, 640x480 -> 512x384, 1080x1920 -> 288x512, 240x170 (size 128) -> 128x80.
+        Examples: 1920x1080 -> 512x288, 640x480 -> 512x384, 1080x1920 -> 288x512, 240x170 (size 128) -> 128x80;
+        size 224: 1920x1080 -> 224x224 (resized to 398x224 first).
+
+        1. long edge ``size`` (size 224: ``round(224 * long / short)``, so the short side becomes 224);
+        2. resize each axis to ``round(x * long_edge / max(W, H))``;
+        3. crop centred on ``(W // 2, H // 2)``: half sizes ``((2 * c) // 16) * 8`` (a square becomes 4:3 unless
+           ``square_ok``); size 224: the square of half size ``min(cx, cy)``.
+
+        The result is a multiple of 16 pixels on both sides (size 224: the short side resizes to 224 exactly, so
+        the square is always 224 x 224). Raises ``InputShapeError`` when the frame crops to nothing.
         """
         if width <= 0 or height <= 0:
             raise InputShapeError(f"source frame size must be positive, got {width}x{height}")
-        if size == 224:
-            raise InputShapeError("size=224 (square-crop CUT3R linear-head models) is not supported; use 512")
+        square = size == SQUARE_CROP_SIZE
+        # 1.-2. resize (the reference's float expression, so the rounding matches bit for bit)
+        long_edge = round(size * max(width / height, height / width)) if square else size
         long_side = max(width, height)
-        rw, rh = (int(round(x * size / long_side)) for x in (width, height))
+        rw, rh = (int(round(x * long_edge / long_side)) for x in (width, height))
+        # 3. centred crop
         cx, cy = rw // 2, rh // 2
-        halfw, halfh = ((2 * cx) // 16) * 8, ((2 * cy) // 16) * 8
-        if not square_ok and rw == rh:
-            halfh = 3 * halfw // 4  # the reference computes 3*halfw/4 as a float; it is always integral here
+        if square:
+            halfw = halfh = min(cx, cy)
+        else:
+            halfw, halfh = ((2 * cx) // 16) * 8, ((2 * cy) // 16) * 8
+            if not square_ok and rw == rh:
+                halfh = 3 * halfw // 4  # the reference computes 3*halfw/4 as a float; it is always integral here
         if halfw <= 0 or halfh <= 0:
             raise InputShapeError(f"a {width}x{height} frame is too thin: it crops to nothing at size {size}")
         return cls((width, height), (rw, rh), (cx - halfw, cy - halfh, cx + halfw, cy + halfh))
@@ -94,6 +121,11 @@ class WorkingGeometry:
     def scale_xy(self) -> tuple[float, float]:
         """(sx, sy): resized pixels per source pixel along x and y (they differ by the size rounding)."""
         return self.resized_wh[0] / self.source_wh[0], self.resized_wh[1] / self.source_wh[1]
+
+    @property
+    def shrinks(self) -> bool:
+        """The resize makes the long side smaller (the reference then resamples with LANCZOS, else BICUBIC)."""
+        return max(self.source_wh) > max(self.resized_wh)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -236,11 +268,40 @@ def intrinsics_matrix(focal: torch.Tensor, pp: torch.Tensor) -> torch.Tensor:
 
 
 def working_intrinsics_from_pointmap(pts3d_self: torch.Tensor) -> torch.Tensor:
-    """The reference's per-frame K at working resolution: Weiszfeld focal, pp = (W // 2, H // 2).
+    """The per-frame intrinsics at working resolution, as the reference ``demo.py`` estimates them.
 
-    pts3d_self: (B, H, W, 3) self-view pointmaps. Returns (B, 3, 3). Map it to the video's pixels with
-    :func:`working_to_source_intrinsics`.
+    The one place the pipeline computes K: Weiszfeld focal (:func:`estimate_focal_weiszfeld`), square pixels,
+    principal point ``(W // 2, H // 2)``. pts3d_self: (B, H, W, 3) self-view pointmaps. Returns (B, 3, 3), dtype of
+    ``pts3d_self``. Map it to the video's pixels with :func:`working_to_source_intrinsics`.
     """
     B, H, W, _ = pts3d_self.shape
     pp = torch.tensor(reference_principal_point(H, W), dtype=pts3d_self.dtype, device=pts3d_self.device)
     return intrinsics_matrix(estimate_focal_weiszfeld(pts3d_self, pp), pp)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Rotations and camera poses (roma)
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def camera_pose_to_c2w(pose: torch.Tensor) -> torch.Tensor:
+    """(..., 7) ``[t (3), unit q (w, x, y, z)]`` -> (..., 4, 4) camera-to-world ``[[R(q), t], [0, 0, 0, 1]]``.
+
+    ``q`` must be unit-norm (``heads.camera_pose_from_raw`` normalises it); roma does not renormalise.
+    """
+    return roma.RigidUnitQuat(roma.quat_wxyz_to_xyzw(pose[..., 3:7]), pose[..., :3]).to_homogeneous()
+
+
+def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3): the 6 numbers as a row-major 3x2 matrix, Gram-Schmidt on its columns (epsilon 1e-6).
+
+    The third column is their cross product (Zhou et al. 6D representation, as Multi-HMR).
+    """
+    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 3, 2), epsilon=1e-6)
+
+
+def rotmat_to_axis_angle(rotmat: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation matrices -> (..., 3) axis-angle in radians, angle in [0, pi] (zero-size batches too)."""
+    if rotmat.numel() == 0:
+        return rotmat.new_zeros(rotmat.shape[:-2] + (3,))
+    return roma.rotmat_to_rotvec(rotmat)

@@ -1,6 +1,9 @@
 """Prediction heads: DPT pointmap/colour heads, camera pose, world-view adaLN branch, human detection and mask
 (frozen Multi-HMR heads), prompt fusion and SMPL-X regression; plus the pure output activations.
 
+The heads return the typed outputs of `human3r.outputs` (`SceneOutput`, `Detections`, `SmplParams`); rotation and
+pose conversions live in `human3r.geometry`.
+
 Module and parameter names are the reference `downstream_head.*` names. The DPT scratch convs are registered twice
 (`scratch.layer{i+1}_rn` and `scratch.layer_rn.{i}`): the same module under two names, as in the reference, so
 both keys appear in the state dict and hold one tensor.
@@ -8,14 +11,14 @@ both keys appear in the state dict and hold one tensor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from human3r.config import DecoderConfig, DinoConfig, EncoderConfig, HeadsConfig
+from human3r.geometry import rot6d_to_rotmat
 from human3r.layers import LayeredMlp, Mlp, ModulatedBlock
+from human3r.outputs import Detections, SceneOutput, SmplParams
 
 SCORE_EPS = 1e-6
 
@@ -48,33 +51,6 @@ def camera_pose_from_raw(raw: torch.Tensor) -> torch.Tensor:
     q = F.normalize(q, p=2, dim=-1)
     q = torch.where(q[..., :1] < 0, -q, q)
     return torch.cat([t, q], dim=-1)
-
-
-def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """(..., 4) real-first quaternion -> (..., 3, 3), using the 2/|q|^2 form."""
-    r, i, j, k = q.unbind(-1)
-    s = 2.0 / (q * q).sum(-1)
-    m = torch.stack([
-        1 - s * (j * j + k * k), s * (i * j - k * r), s * (i * k + j * r),
-        s * (i * j + k * r), 1 - s * (i * i + k * k), s * (j * k - i * r),
-        s * (i * k - j * r), s * (j * k + i * r), 1 - s * (i * i + j * j),
-    ], -1)
-    return m.reshape(q.shape[:-1] + (3, 3))
-
-
-def camera_pose_to_c2w(pose: torch.Tensor) -> torch.Tensor:
-    """(B, 7) [t, q] -> (B, 4, 4) camera-to-world [R(q) | t]."""
-    c2w = torch.eye(4, dtype=pose.dtype, device=pose.device).repeat(pose.shape[0], 1, 1)
-    c2w[:, :3, :3] = quaternion_to_matrix(pose[:, 3:7])
-    c2w[:, :3, 3] = pose[:, :3]
-    return c2w
-
-
-def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
-    """(..., 6) -> (..., 3, 3): reshape to 3x2 row-major, Gram-Schmidt with epsilon 1e-6 (roma)."""
-    import roma  # light, but only needed here
-
-    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 3, 2), epsilon=1e-6)
 
 
 def nms(heat: torch.Tensor, kernel: int = 3) -> torch.Tensor:
@@ -182,24 +158,6 @@ class PoseHead(nn.Module):
         return self.mlp(x)
 
 
-@dataclass
-class Detections:
-    logits: torch.Tensor  # (1, G*G, 1) raw classifier output
-    scores: torch.Tensor  # (1, G, G, 1) squashed scores after NMS
-    rows: torch.Tensor  # (n,) int64 grid row of each detection (row-major order)
-    cols: torch.Tensor  # (n,) int64 grid column
-    loc: torch.Tensor  # (1, n, 2) (x, y) head keypoint in padded human-branch pixels
-    tokens: torch.Tensor  # (1, n, C) DINOv2 token at each detection
-
-
-@dataclass
-class SmplParams:
-    rotmat: torch.Tensor  # (1, n, 53, 3, 3) global, body 21, left hand 15, right hand 15, jaw
-    betas: torch.Tensor  # (1, n, 10)
-    expression: torch.Tensor  # (1, n, 10)
-    transl: torch.Tensor  # (1, n, 3) head joint (SMPL-X joint 15) in camera coordinates
-
-
 class Human3RHead(nn.Module):
     """`downstream_head`: everything after the decoder, plus the frozen Multi-HMR detection/mask heads."""
 
@@ -270,10 +228,9 @@ class Human3RHead(nn.Module):
         )
 
     # -- scene branch ---------------------------------------------------------------------------------------------
-    def forward(self, hooks: list[torch.Tensor], pos: torch.Tensor, height: int, width: int
-                ) -> dict[str, torch.Tensor | None]:
+    def forward(self, hooks: list[torch.Tensor], pos: torch.Tensor, height: int, width: int) -> SceneOutput:
         """hooks: [enc (1,N,Ce), dec_a (1,N,D), dec_b (1,N,D), dec_L (1,1+N,D) with the pose token first];
-        pos (1, N, 2). Returns pointmaps (1,H,W,3), confidences (1,H,W), rgb (1,H,W,3) or None, camera_pose (1,7).
+        pos (1, N, 2) -> pointmaps, confidences, colours and camera pose at height x width.
         """
         pose_tok, tokens = hooks[3][:, 0], hooks[3][:, 1:]
         camera_pose = camera_pose_from_raw(self.pose_head(pose_tok))
@@ -285,12 +242,11 @@ class Human3RHead(nn.Module):
         rgb = None
         if self.cfg.rgb_head:
             rgb = (squash_score(self.dpt_rgb(hooks[:3] + [tokens], height, width).permute(0, 2, 3, 1)) - 0.5) * 2
-        return {
-            "pts3d_self": exp_points(self_out[..., :3]),
-            "conf_self": exp_conf(self_out[..., 3]),
-            "pts3d_world": exp_points(cross_out[..., :3]),
-            "conf_world": exp_conf(cross_out[..., 3]),
-            "rgb": rgb,
-            "camera_pose": camera_pose,
-        }
-
+        return SceneOutput(
+            pts3d_self=exp_points(self_out[..., :3]),
+            conf_self=exp_conf(self_out[..., 3]),
+            pts3d_world=exp_points(cross_out[..., :3]),
+            conf_world=exp_conf(cross_out[..., 3]),
+            rgb=rgb,
+            camera_pose=camera_pose,
+        )

@@ -4,10 +4,9 @@
 of the step: plain overwrite (CUT3R) or, with `ttt3r=True`, a per-token sigmoid gate from the state stream's
 attention logits (skipped on the first frame of a segment). Resets and pose chaining live in `human3r.stream`.
 
-State-dict keys are exactly the reference checkpoint keys: the encoder and decoder parts are registered as
-`encoder.*` / `decoder.*` submodules, and a state-dict hook pair strips/restores those two prefixes, so
-`state_dict()` and `load_state_dict()` speak the reference names (`enc_blocks.0...`, `dec_blocks_state.3...`).
-`named_parameters()` keeps the internal `encoder.` / `decoder.` prefixes.
+`state_dict()` uses the module's own names (`encoder.enc_blocks.0...`, `decoder.dec_blocks_state.3...`).
+Checkpoint files use the reference names (no `encoder.` / `decoder.` prefix); `human3r.weights` maps between
+the two when it loads or saves weights (`human3r.weights.keys`).
 """
 
 from __future__ import annotations
@@ -19,49 +18,18 @@ from human3r.config import Human3RConfig
 from human3r.decoder import RecurrentDecoder, State
 from human3r.dinov2 import DinoBackbone
 from human3r.encoder import ImageEncoder
-from human3r.heads import Human3RHead, camera_pose_to_c2w, host_patches
+from human3r.geometry import camera_pose_to_c2w
+from human3r.heads import Human3RHead, host_patches
 from human3r.outputs import FrameOutput, Humans
 from human3r.preprocess import Frame
 from human3r.tracking import TrackState, assign_track_ids
 
-_FLAT_PARTS = ("encoder", "decoder")  # submodules whose prefix is absent from the reference keys
-
-
-def _strip_part_prefixes(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
-    for part in _FLAT_PARTS:
-        p = f"{prefix}{part}."
-        for key in [k for k in state_dict if k.startswith(p)]:
-            state_dict[prefix + key[len(p):]] = state_dict.pop(key)
-
-
-def _restore_part_prefixes(module: Human3R, state_dict: dict, prefix: str, *args) -> None:
-    owners = module._part_of_child
-    for key in [k for k in state_dict if k.startswith(prefix)]:
-        head = key[len(prefix):].split(".", 1)[0]
-        if head in owners:
-            state_dict[f"{prefix}{owners[head]}.{key[len(prefix):]}"] = state_dict.pop(key)
-
 
 class Human3R(nn.Module):
-    """Human3R network (batch 1, float32 path of the reference `forward_recurrent_lighter`)."""
+    """Human3R network (batch 1, float32 path of the reference `forward_recurrent_lighter`).
 
-    # State-dict keys (prefixes) the reference checkpoint holds but inference never reads.
-    UNUSED_KEY_PREFIXES: tuple[str, ...] = (
-        "patch_embed_ray_map.",
-        "enc_blocks_ray_map.",
-        "enc_norm_ray_map.",
-        "masked_img_token",
-        "masked_ray_map_token",
-        "masked_smpl_token",
-        "mhmr_masked_smpl_token",
-        "mhmr_masked_img_token",
-        "backbone.encoder.mask_token",
-        "downstream_head.init_betas_kid",
-        "downstream_head.init_cam",
-        "downstream_head.dpt_self.scratch.refinenet4.resConfUnit1.",
-        "downstream_head.dpt_cross.scratch.refinenet4.resConfUnit1.",
-        "downstream_head.dpt_rgb.scratch.refinenet4.resConfUnit1.",
-    )
+    Models made by `human3r.load_model` carry `identity` (a `human3r.weights.ModelIdentity`).
+    """
 
     def __init__(self, cfg: Human3RConfig | None = None):
         super().__init__()
@@ -78,11 +46,6 @@ class Human3R(nn.Module):
         self.masked_smpl_token = nn.Parameter(torch.zeros(1, e))
         self.mhmr_masked_smpl_token = nn.Parameter(torch.zeros(1, bd))
         self.mhmr_masked_img_token = nn.Parameter(torch.zeros(1, bd))
-        self._part_of_child = {name: part for part in _FLAT_PARTS for name, _ in getattr(self, part).named_children()}
-        self._part_of_child.update({name: part for part in _FLAT_PARTS
-                                    for name, _ in getattr(self, part).named_parameters(recurse=False)})
-        self.register_state_dict_post_hook(_strip_part_prefixes)
-        self.register_load_state_dict_pre_hook(_restore_part_prefixes)
 
     # ------------------------------------------------------------------------------------------------------------
     def initial_state(self) -> State:
@@ -95,12 +58,11 @@ class Human3R(nn.Module):
         fresh = self.initial_state()
         return State(state=fresh.state, mem=fresh.mem, fresh=True, tracks=state.tracks)
 
-    def forward(self, frame: Frame, state: State, *, ttt3r: bool = False, trace: dict | None = None
-                ) -> tuple[FrameOutput, State]:
-        """One streaming step.
+    def forward(self, frame: Frame, state: State, *, ttt3r: bool = False) -> tuple[FrameOutput, State]:
+        """One streaming step. frame.img (1, 3, H, W), frame.img_mhmr (1, 3, R, R).
 
-        frame.img (1, 3, H, W), frame.img_mhmr (1, 3, R, R); `trace`, when a dict, receives intermediates
-        (encoder blocks, DINOv2 tokens, detection logits, decoder layers, state in/out, prompts, gate).
+        Intermediates (encoder blocks, DINOv2 tokens, decoder layers, gate) are observable with forward hooks on the
+        submodules; `human3r.parity.Recorder` collects the ones the parity pack compares.
         """
         cfg, head = self.cfg, self.downstream_head
         img = frame.img
@@ -108,7 +70,7 @@ class Human3R(nn.Module):
         p = cfg.encoder.patch_size
 
         # 1. encoders
-        enc_tokens, enc_pos = self.encoder(img, trace)
+        enc_tokens, enc_pos = self.encoder(img)
         dino_tokens = self.backbone(frame.img_mhmr)
 
         # 2. humans: detection, mask, prompt tokens at the host CUT3R patches
@@ -123,8 +85,7 @@ class Human3R(nn.Module):
         # 3. decoder
         pose_query = self.decoder.pose_query(enc_tokens, state.mem, state.fresh)
         gated = ttt3r and not state.fresh
-        dec = self.decoder(state.state, enc_tokens, enc_pos, pose_query, prompts, prompt_pos, gate=ttt3r,
-                           trace=trace)
+        dec = self.decoder(state.state, enc_tokens, enc_pos, pose_query, prompts, prompt_pos, gate=gated)
         n_img = enc_tokens.shape[1]
         last = dec.layers[-1]
         _, a, b, _ = cfg.decoder.hooks
@@ -147,20 +108,11 @@ class Human3R(nn.Module):
 
         # 5. state update rule
         if gated:
-            g = torch.sigmoid(dec.gate_logits)[..., None]
+            g = dec.gate[..., None]
             new_state = dec.new_state * g + state.state * (1 - g)
         else:
             new_state = dec.new_state
 
-        if trace is not None:
-            trace.update(dino_tokens=dino_tokens, det_logits=det.logits, state_in=state.state, pose_query=pose_query,
-                         smpl_prompt=prompts, smpl_prompt_pos=prompt_pos, state_new=dec.new_state)
-            if gated:
-                trace["ttt3r_gate"] = torch.sigmoid(dec.gate_logits)
-
-        out = FrameOutput(
-            pts3d_self=scene["pts3d_self"], conf_self=scene["conf_self"], pts3d_world=scene["pts3d_world"],
-            conf_world=scene["conf_world"], rgb=scene["rgb"], camera_pose=scene["camera_pose"],
-            c2w=camera_pose_to_c2w(scene["camera_pose"]), human_mask=mask, det_scores=det.scores, humans=humans,
-        )
+        out = FrameOutput(**vars(scene), c2w=camera_pose_to_c2w(scene.camera_pose), human_mask=mask,
+                          det_scores=det.scores, humans=humans)
         return out, State(state=new_state, mem=new_mem, fresh=False, tracks=tracks)

@@ -1,4 +1,5 @@
-"""Typed per-frame outputs. Batch size is 1 everywhere (the streaming path is written for one view at a time).
+"""Typed outputs of the network: the heads' parts (`SceneOutput`, `Detections`, `SmplParams`) and what one frame
+yields (`FrameOutput` with its `Humans`). Batch size is 1 everywhere (the streaming path is one view at a time).
 
 "No humans" is represented by zero-length tensors of the right trailing shape, never by missing fields.
 Coordinates: `pts3d_self` is in the current camera frame; `pts3d_world` and `c2w` are relative to the first frame
@@ -10,6 +11,40 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
+
+
+@dataclass
+class SceneOutput:
+    """The scene branch of the heads (`Human3RHead.forward`) at the working resolution H x W."""
+
+    pts3d_self: torch.Tensor  # (1, H, W, 3) points in the current camera frame
+    conf_self: torch.Tensor  # (1, H, W) confidence of pts3d_self, >= 1
+    pts3d_world: torch.Tensor  # (1, H, W, 3) points in the segment's world frame (world-view head)
+    conf_world: torch.Tensor  # (1, H, W) confidence of pts3d_world, >= 1
+    rgb: torch.Tensor | None  # (1, H, W, 3) colour in [-1, 1], None without the rgb head
+    camera_pose: torch.Tensor  # (1, 7) [t (3), q (w, x, y, z), w >= 0] camera-to-world
+
+
+@dataclass
+class Detections:
+    """People found by the human branch (`Human3RHead.detect`), n >= 0, in row-major grid order."""
+
+    logits: torch.Tensor  # (1, G*G, 1) raw classifier output
+    scores: torch.Tensor  # (1, G, G, 1) squashed scores after NMS
+    rows: torch.Tensor  # (n,) int64 grid row of each detection
+    cols: torch.Tensor  # (n,) int64 grid column
+    loc: torch.Tensor  # (1, n, 2) (x, y) head keypoint in padded human-branch pixels
+    tokens: torch.Tensor  # (1, n, C) DINOv2 token at each detection
+
+
+@dataclass
+class SmplParams:
+    """SMPL-X parameters regressed per person (`Human3RHead.smpl`)."""
+
+    rotmat: torch.Tensor  # (1, n, 53, 3, 3) global, body 21, left hand 15, right hand 15, jaw
+    betas: torch.Tensor  # (1, n, 10)
+    expression: torch.Tensor  # (1, n, 10)
+    transl: torch.Tensor  # (1, n, 3) head joint (SMPL-X joint 15) in camera coordinates
 
 
 @dataclass
@@ -42,15 +77,10 @@ class Humans:
 
 
 @dataclass
-class FrameOutput:
-    """Everything the network predicts for one frame at the working resolution H x W."""
+class FrameOutput(SceneOutput):
+    """Everything the network predicts for one frame at the working resolution H x W: the scene heads' output
+    (fields of :class:`SceneOutput` first), the camera matrix, and the human branch."""
 
-    pts3d_self: torch.Tensor  # (1, H, W, 3) points in the current camera frame
-    conf_self: torch.Tensor  # (1, H, W) confidence of pts3d_self, >= 1
-    pts3d_world: torch.Tensor  # (1, H, W, 3) points in the segment's world frame (world-view head)
-    conf_world: torch.Tensor  # (1, H, W) confidence of pts3d_world, >= 1
-    rgb: torch.Tensor | None  # (1, H, W, 3) colour in [-1, 1], None without the rgb head
-    camera_pose: torch.Tensor  # (1, 7) [t (3), q (w, x, y, z), w >= 0] camera-to-world
     c2w: torch.Tensor  # (1, 4, 4) camera-to-world matrix built from camera_pose
     human_mask: torch.Tensor | None  # (1, R, R, 1) person probability in padded human-branch pixels
     det_scores: torch.Tensor  # (1, G, G, 1) detection scores after NMS (G = R / 14)

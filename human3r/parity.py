@@ -5,6 +5,9 @@ reference hard-codes), generates the synthetic weights with FIXTURE_DIR/weights.
 verifies their checksums, loads them strictly, streams every case_*.npz through `human3r.stream.run_stream`, and
 compares every stored output with the tolerances of the fixture README. Prints the worst error per output per case
 and exits non-zero on any failure. The preprocessing is checked against inputs.npz as well.
+
+Intermediates (encoder blocks, DINOv2 tokens, decoder layers, state in/out, TTT3R gate) are collected by `Recorder`,
+forward hooks on the model's submodules, so the forward path itself carries no tracing argument.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -24,9 +28,11 @@ import torch
 from human3r.config import DinoConfig, HeadsConfig, Human3RConfig
 from human3r.decoder import state_positions
 from human3r.errors import CheckpointError
+from human3r.geometry import working_intrinsics_from_pointmap
 from human3r.model import Human3R
 from human3r.preprocess import Frame, prepare_frame
-from human3r.stream import estimate_focal, run_stream
+from human3r.stream import run_stream
+from human3r.weights import build_on_meta, config_from_reference_kwargs, load_state_dict
 
 EXACT = {"smpl_id", "smpl_prompt_pos", "f0.enc_pos", "state_pos", "post.keep", "n_humans"}
 TIGHT = {"f0.enc_block0", "f0.dino_tokens", "f0.det_logits", "msk", "smpl_scores", "preprocess.img",
@@ -39,8 +45,8 @@ TIGHT = {"f0.enc_block0", "f0.dino_tokens", "f0.det_logits", "msk", "smpl_scores
 #   midpoint flips on a different CPU kernel (measured here, AVX2: 4 such elements, 2.2e-5 residual; flipping them
 #   back brings it under 1e-5). 5e-5 still rejects a missing float16 rounding (7.4e-4) by 15x.
 # - post.focal: the Weiszfeld focal of random-weight pointmaps is degenerate (depths cross zero) and amplifies the
-#   ~2e-4 pointmap floor about 10x; fed the reference pointmaps, `estimate_focal` matches them exactly (checked
-#   separately as `post.focal_from_ref_pts`, atol 1e-6).
+#   ~2e-4 pointmap floor about 10x; fed the reference pointmaps, `working_intrinsics_from_pointmap` matches them
+#   exactly (checked separately as `post.focal_from_ref_pts`, atol 1e-6).
 PLATFORM_FLOOR = {"f0.enc_block0": (5e-5, 5e-5), "post.focal": (5e-3, 0.0)}
 
 
@@ -97,7 +103,7 @@ class ParityReport:
 
 def config_from_fixture(meta: dict) -> Human3RConfig:
     """Reference constructor kwargs + the overridden internals (DINOv2 size, DPT widths) -> config."""
-    cfg = Human3RConfig.from_reference_kwargs(meta["model_config"])
+    cfg = config_from_reference_kwargs(meta["model_config"])
     internals = meta.get("monkeypatched_internals", {})
     dino, dpt = internals.get("dinov2", {}), internals.get("dpt", {})
     dino_cfg = DinoConfig(
@@ -127,8 +133,9 @@ def _load_weights_module(path: Path):
 
 
 def build_fixture_model(fixture: Path) -> tuple[Human3R, dict]:
+    """The fixture network with the generated (reference-named) weights, strictly loaded by `human3r.weights`."""
     meta = json.loads((fixture / "config.json").read_text())
-    model = Human3R(config_from_fixture(meta)).eval()
+    model = build_on_meta(config_from_fixture(meta))
     gen = _load_weights_module(fixture / "weights.py")
     wcfg = meta.get("weights", {})
     sd = gen.make_state_dict(str(fixture / "keys.txt"), salt=wcfg.get("salt", ""), overrides=wcfg.get("overrides"))
@@ -136,8 +143,8 @@ def build_fixture_model(fixture: Path) -> tuple[Human3R, dict]:
     if bad:
         raise CheckpointError(f"generated weights differ from weights_checksum.json for {len(bad)} keys "
                               f"(e.g. {bad[:3]}); this torch version draws a different random stream")
-    model.load_state_dict(sd, strict=True)
-    return model, meta
+    load_state_dict(model, sd, str(fixture / "weights.py"))
+    return model.eval(), meta
 
 
 def _compare(row: Row, got, exp: np.ndarray) -> None:
@@ -195,6 +202,57 @@ _OUTPUT_KEYS: dict[str, Callable] = {
 }
 
 
+class Recorder:
+    """Forward hooks on a `Human3R` that keep what the fixture pack compares, one dict per `Human3R.forward` call.
+
+    `calls[i]` belongs to the i-th call, which is the i-th view of `run_stream(..., include_duplicates=True)`.
+    Keys: `enc_block{i}`, `enc_out`, `enc_pos` (encoder), `dino_tokens` (DINOv2 backbone), `det_logits` (detection
+    classifier), `dec_img_{i}` (decoder layers, 0 = encoder tokens, last LayerNorm-ed), `state_in`, `pose_query`
+    (decoder inputs), `state_new` (candidate next state) and, on gated TTT3R views only, `ttt3r_gate`.
+    A context manager: the hooks are removed on exit.
+    """
+
+    def __init__(self, model: Human3R):
+        self.model = model
+        self.calls: list[dict[str, torch.Tensor]] = []
+        self._handles: list = []
+        self._decoder_signature = inspect.signature(model.decoder.forward)
+
+    def __enter__(self) -> Recorder:
+        m = self.model
+        self._handles = [
+            m.register_forward_pre_hook(lambda module, args: self.calls.append({})),
+            m.encoder.register_forward_hook(lambda module, args, out: self._put(enc_out=out[0], enc_pos=out[1])),
+            m.backbone.register_forward_hook(lambda module, args, out: self._put(dino_tokens=out)),
+            m.downstream_head.mlp_classif.register_forward_hook(lambda module, args, out: self._put(det_logits=out)),
+            m.decoder.register_forward_pre_hook(self._decoder_inputs, with_kwargs=True),
+            m.decoder.register_forward_hook(self._decoder_outputs),
+        ]
+        for i, blk in enumerate(m.encoder.enc_blocks):
+            self._handles.append(blk.register_forward_hook(
+                lambda module, args, out, i=i: self._put(**{f"enc_block{i}": out})))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _put(self, **values: torch.Tensor) -> None:
+        if not self.calls:  # a submodule called on its own, outside Human3R.forward
+            self.calls.append({})
+        self.calls[-1].update(values)
+
+    def _decoder_inputs(self, module, args, kwargs) -> None:
+        bound = self._decoder_signature.bind(*args, **kwargs).arguments
+        self._put(state_in=bound["state"], pose_query=bound["pose"])
+
+    def _decoder_outputs(self, module, args, out) -> None:
+        self._put(state_new=out.new_state, **{f"dec_img_{i}": x for i, x in enumerate(out.layers)})
+        if out.gate is not None:
+            self._put(ttt3r_gate=out.gate)
+
+
 def fixture_frames(fixture: Path) -> list[Frame]:
     inputs = np.load(fixture / "inputs.npz")
     return [Frame(torch.from_numpy(inputs["img"][i]), torch.from_numpy(inputs["img_mhmr"][i]))
@@ -217,8 +275,10 @@ def run_case(model: Human3R, frames: list[Frame], case_path: Path, strict: bool 
     case = case_path.stem.removeprefix("case_")
     meta = json.loads(str(exp["meta_json"]))
     reset = meta.get("reset_interval")
-    views = list(run_stream(model, frames, use_ttt3r=bool(meta.get("use_ttt3r")),
-                            reset_interval=int(reset) if reset else None, include_duplicates=True, trace=True))
+    with Recorder(model) as recorder:
+        views = list(run_stream(model, frames, use_ttt3r=bool(meta.get("use_ttt3r")),
+                                reset_interval=int(reset) if reset else None, include_duplicates=True))
+    recorded = recorder.calls
     rows: dict[str, Row] = {}
 
     def row(name: str) -> Row:
@@ -226,6 +286,8 @@ def run_case(model: Human3R, frames: list[Frame], case_path: Path, strict: bool 
 
     if len(views) != int(meta["num_views"]):
         row("num_views").problems.append(f"{len(views)} views != {meta['num_views']}")
+    if len(recorded) != len(views):
+        row("recorded_calls").problems.append(f"{len(recorded)} forward calls recorded for {len(views)} views")
     n_exp = meta.get("n_humans", [])
     got_n = [v.output.humans.count for v in views]
     if list(got_n) != list(n_exp):
@@ -241,9 +303,10 @@ def run_case(model: Human3R, frames: list[Frame], case_path: Path, strict: bool 
             if i >= len(views):
                 row(name).problems.append(f"view {i} missing")
                 continue
-            _compare(row(name), _OUTPUT_KEYS[name](views[i].output, views[i].trace or {}), exp[key])
+            _compare(row(name), _OUTPUT_KEYS[name](views[i].output, recorded[i] if i < len(recorded) else {}),
+                     exp[key])
         elif prefix == "f0":
-            _compare(row(key), (views[0].trace or {}).get(name), exp[key])
+            _compare(row(key), recorded[0].get(name) if recorded else None, exp[key])
         elif key == "state_pos":
             _compare(row(key), state_positions(model.cfg.decoder), exp[key])
         elif key in ("final.state", "final.mem"):
@@ -253,28 +316,30 @@ def run_case(model: Human3R, frames: list[Frame], case_path: Path, strict: bool 
             value = {
                 "keep": np.array([not v.duplicate for v in views]),
                 "c2w": torch.stack([v.c2w for v in kept]) if kept else None,
-                "focal": torch.cat([v.focal for v in kept]) if kept else None,
-                "pp": torch.cat([v.pp for v in kept]) if kept else None,
+                "focal": torch.stack([v.intrinsics[0, 0] for v in kept]) if kept else None,
+                "pp": torch.stack([v.intrinsics[:2, 2] for v in kept]) if kept else None,
             }[name]
             _compare(row(key), value, exp[key])
             if name == "focal":
                 ref_pts = torch.from_numpy(np.concatenate(
                     [exp[f"v{i}.pts3d_in_self_view"] for i, k in enumerate(exp["post.keep"]) if k]))
-                _compare(row("post.focal_from_ref_pts"), estimate_focal(ref_pts)[0], exp[key])
+                _compare(row("post.focal_from_ref_pts"), working_intrinsics_from_pointmap(ref_pts)[:, 0, 0], exp[key])
         else:
             row(key).problems.append("unknown fixture key")
     return list(rows.values())
 
 
 def run_parity(fixture: str | Path, perturb: Callable[[Human3R], None] | None = None, strict: bool = False,
-               cases: tuple[str, ...] | None = None) -> ParityReport:
+               cases: tuple[str, ...] | None = None, model: Human3R | None = None) -> ParityReport:
     """Run the cases of the fixture pack (all, or the named ones such as ("default",)).
 
-    `perturb(model)` edits the loaded model first (used by tests); `strict` uses the README tolerances without
-    the documented platform-floor relaxations.
+    `model`: the fixture model already built by `build_fixture_model` (tests share one), else it is built here.
+    `perturb(model)` edits the model in place first (used by tests; pass a copy of a shared model); `strict` uses
+    the README tolerances without the documented platform-floor relaxations.
     """
     fixture = Path(fixture)
-    model, _ = build_fixture_model(fixture)
+    if model is None:
+        model, _ = build_fixture_model(fixture)
     if perturb is not None:
         with torch.no_grad():
             perturb(model)

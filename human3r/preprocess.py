@@ -1,9 +1,9 @@
 """Frame preprocessing, reproducing the reference `load_images` and `pad_image` exactly.
 
-1. Resize so the long side is `size`, new sizes `round(x * size / long)`; PIL LANCZOS when shrinking, BICUBIC
-   otherwise (also when the size is unchanged).
-2. Centre crop to multiples of 16 (`halfw = ((2*cx)//16)*8`, ...; a square becomes 4:3). For size 224 the
-   reference instead resizes the short side to 224 and crops a centred square.
+1. Resize to `WorkingGeometry.resized_wh` (long side `size`); PIL LANCZOS when shrinking, BICUBIC otherwise
+   (also when the size is unchanged).
+2. Crop `WorkingGeometry.crop_box` (centred, multiples of 16; a square becomes 4:3; size 224: the reference's
+   centred square). The sizes and the box come from `human3r.geometry.WorkingGeometry`, the one crop rule.
 3. `(x / 255 - 0.5) / 0.5` in float32 -> `img` (1, 3, H, W).
 4. Human branch: bilinear (align_corners=False, floor sizes) resize of that normalised image to fit R x R, then a
    centred pad with -1 (top/left get pad // 2) -> `img_mhmr` (1, 3, R, R). ImageNet normalisation happens inside
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from human3r.errors import InputShapeError
+from human3r.geometry import WorkingGeometry
 
 
 @dataclass
@@ -45,28 +46,14 @@ def _pil():
 
 
 def resize_and_crop(rgb: np.ndarray, size: int = 512):
-    """(H0, W0, 3) uint8 RGB -> PIL image resized (long side `size`) and centre-cropped as the reference."""
+    """(H0, W0, 3) uint8 RGB -> PIL image resized and centre-cropped as `WorkingGeometry.for_source` says."""
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         desc = f"{type(rgb).__name__} {getattr(rgb, 'shape', None)} {getattr(rgb, 'dtype', None)}"
         raise InputShapeError(f"expected an (H, W, 3) uint8 RGB array, got {desc}")
     image = _pil()
-    img = image.fromarray(rgb)
-    w1, h1 = img.size
-    long_edge = round(size * max(w1 / h1, h1 / w1)) if size == 224 else size
-    s = max(img.size)
-    interp = image.LANCZOS if s > long_edge else image.BICUBIC
-    img = img.resize(tuple(int(round(x * long_edge / s)) for x in img.size), interp)
-    w, h = img.size
-    cx, cy = w // 2, h // 2
-    if size == 224:
-        half = min(cx, cy)
-        box = (cx - half, cy - half, cx + half, cy + half)
-    else:
-        halfw, halfh = ((2 * cx) // 16) * 8, ((2 * cy) // 16) * 8
-        if w == h:
-            halfh = 3 * halfw / 4
-        box = (cx - halfw, cy - halfh, cx + halfw, cy + halfh)
-    return img.crop(box)
+    geometry = WorkingGeometry.for_source(rgb.shape[1], rgb.shape[0], size)
+    resample = image.LANCZOS if geometry.shrinks else image.BICUBIC
+    return image.fromarray(rgb).resize(geometry.resized_wh, resample).crop(geometry.crop_box)
 
 
 def normalize(img) -> torch.Tensor:

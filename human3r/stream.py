@@ -7,7 +7,8 @@ Reproduces the reference demo bookkeeping (`prepare_input` / `prepare_output`):
   `include_duplicates=True`), but it does advance the state and the tracker.
 - Poses are chained across segments: `c2w_chained = B @ c2w`, where B is the product of the raw c2w of every
   earlier (kept) reset frame. Scale is not re-aligned between segments.
-- Intrinsics are estimated per kept frame from `pts3d_self` (Weiszfeld, principal point at (W//2, H//2)).
+- Intrinsics are estimated per view from `pts3d_self` by `human3r.geometry.working_intrinsics_from_pointmap`
+  (Weiszfeld focal, principal point at (W//2, H//2)), at working resolution.
 
 Memory: only the current state, the tracker memory and one frame's outputs are alive; nothing accumulates per frame
 (the tracker keeps unmatched tracks like the reference; cap them with `TrackerConfig.max_tracks`).
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from human3r.decoder import State
-from human3r.geometry import estimate_focal_weiszfeld, reference_principal_point
+from human3r.geometry import working_intrinsics_from_pointmap
 from human3r.outputs import FrameOutput
 from human3r.preprocess import Frame, prepare_frame
 
@@ -35,29 +36,21 @@ class StreamFrame:
     view: int  # processed-view index (counts reset duplicates)
     output: FrameOutput  # network outputs (c2w relative to the current segment's first frame)
     c2w: torch.Tensor  # (4, 4) camera-to-world chained across resets
-    focal: torch.Tensor  # (1,) estimated focal length in working-resolution pixels (>= 0)
-    pp: torch.Tensor  # (1, 2) principal point (W//2, H//2)
+    intrinsics: torch.Tensor  # (3, 3) K at working resolution: [[f, 0, W//2], [0, f, H//2], [0, 0, 1]], f >= 0
     reset: bool  # the state is re-initialised after this view
     duplicate: bool  # this view re-processes a reset frame to start a segment (dropped by default)
     state: State  # recurrent state after this view's update (before a reset re-initialises it)
-    trace: dict | None = None  # intermediates when `trace=True`
-
-
-def estimate_focal(pts3d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """pts3d (B, H, W, 3) camera-frame points -> (focal (B,), pp (B, 2)): the reference's Weiszfeld focal with the
-    principal point at (W // 2, H // 2) (see `human3r.geometry.estimate_focal_weiszfeld`)."""
-    b, h, w, _ = pts3d.shape
-    pp = torch.tensor(reference_principal_point(h, w), dtype=pts3d.dtype, device=pts3d.device)
-    return estimate_focal_weiszfeld(pts3d, pp), pp.repeat(b, 1)
 
 
 def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool = False,
-               reset_interval: int | None = None, include_duplicates: bool = False, trace: bool = False,
+               reset_interval: int | None = None, include_duplicates: bool = False,
                device: torch.device | str | None = None) -> Iterator[StreamFrame]:
     """Run `model` (a `Human3R`) over `frames` (uint8 RGB arrays or preprocessed `Frame`s), one view at a time.
 
     Yields a `StreamFrame` per kept view (plus reset duplicates when `include_duplicates`). Each step runs under
     `torch.inference_mode()` (not held across yields); tensors stay on `device` (default: the model's device).
+    Every view, duplicates included, is one `model(frame, state)` call in view order, so forward hooks on the
+    model (`human3r.parity.Recorder`) line up with `StreamFrame.view`.
     """
     if reset_interval is not None and reset_interval <= 0:
         from human3r.errors import ConfigError
@@ -75,7 +68,7 @@ def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool =
             frame = prepare_frame(frame, cfg.image_size, cfg.dino.image_res)
         frame = frame.to(device)
         reset = reset_interval is not None and (i + 1) % reset_interval == 0
-        kept, state = _step(model, frame, state, use_ttt3r, trace, base, i, view, reset, duplicate=False)
+        kept, state = _step(model, frame, state, use_ttt3r, base, i, view, reset, duplicate=False)
         yield kept
         view += 1
         if reset:
@@ -83,7 +76,7 @@ def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool =
                 base = base @ kept.output.c2w[0]  # product of the raw poses of the reset frames so far
                 state = model.reset_state(state)
             del kept
-            dup, state = _step(model, frame, state, use_ttt3r, trace, base, i, view, False, duplicate=True)
+            dup, state = _step(model, frame, state, use_ttt3r, base, i, view, False, duplicate=True)
             if include_duplicates:
                 yield dup
             view += 1
@@ -92,11 +85,10 @@ def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool =
             del kept
 
 
-def _step(model, frame: Frame, state: State, ttt3r: bool, trace: bool, base: torch.Tensor, index: int, view: int,
-          reset: bool, duplicate: bool) -> tuple[StreamFrame, State]:
-    tr = {} if trace else None
+def _step(model, frame: Frame, state: State, ttt3r: bool, base: torch.Tensor, index: int, view: int, reset: bool,
+          duplicate: bool) -> tuple[StreamFrame, State]:
     with torch.inference_mode():
-        out, state = model(frame, state, ttt3r=ttt3r, trace=tr)
-        focal, pp = estimate_focal(out.pts3d_self)
+        out, state = model(frame, state, ttt3r=ttt3r)
+        intrinsics = working_intrinsics_from_pointmap(out.pts3d_self)[0]
         c2w = base @ out.c2w[0]
-    return StreamFrame(index, view, out, c2w, focal, pp, reset, duplicate, state, tr), state
+    return StreamFrame(index, view, out, c2w, intrinsics, reset, duplicate, state), state

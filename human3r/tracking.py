@@ -51,7 +51,7 @@ def assign_track_ids(tokens: torch.Tensor, state: TrackState, cfg: TrackerConfig
         return torch.zeros(1, 0, dtype=torch.long, device=device), state
     if state.tokens is None:
         ids = torch.arange(n, device=device)[None]
-        return ids, TrackState(tokens.clone(), ids.clone(), n - 1)
+        return ids, _capped(tokens.clone(), ids.clone(), n - 1, cfg)
 
     last_tk, last_id = state.tokens, state.ids
     log_p = log_optimal_transport(-torch.cdist(last_tk, tokens, p=2), cfg.dustbin_score, cfg.sinkhorn_iters)
@@ -78,6 +78,11 @@ def assign_track_ids(tokens: torch.Tensor, state: TrackState, cfg: TrackerConfig
         mem_id = torch.cat([ids, last_id[~valid0][None]], dim=1)
     else:
         mem_tk, mem_id = tokens.clone(), ids.clone()
+    return ids, _capped(mem_tk, mem_id, max_id, cfg)
+
+
+def _capped(tokens: torch.Tensor, ids: torch.Tensor, max_id: int, cfg: TrackerConfig) -> TrackState:
+    """The memory, keeping its first `cfg.max_tracks` entries (this frame's people come first)."""
     if cfg.max_tracks is not None:
-        mem_tk, mem_id = mem_tk[:, : cfg.max_tracks], mem_id[:, : cfg.max_tracks]
-    return ids, TrackState(mem_tk, mem_id, max_id)
+        tokens, ids = tokens[:, : cfg.max_tracks], ids[:, : cfg.max_tracks]
+    return TrackState(tokens, ids, max_id)

@@ -1,5 +1,7 @@
-"""Intrinsics: the reference focal estimate, the working-image geometry and the map back to source pixels."""
+"""Geometry: the reference focal estimate, the working-image crop rule (sizes 512 and 224), the map back to source
+pixels, and the rotation / camera-pose conversions."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +11,11 @@ import torch
 from human3r.errors import InputShapeError
 from human3r.geometry import (
     WorkingGeometry,
+    camera_pose_to_c2w,
     estimate_focal_weiszfeld,
     intrinsics_matrix,
+    rot6d_to_rotmat,
+    rotmat_to_axis_angle,
     source_to_working_intrinsics,
     source_to_working_pixels,
     working_intrinsics_from_pointmap,
@@ -95,12 +100,29 @@ def test_focal_rejects_unbatched_pointmap():
         ((1000, 700), 512, (512, 352), (0, 3, 512, 355)),
         ((240, 170), 128, (128, 80), (0, 5, 128, 85)),  # the parity pack's frames
         ((300, 200), 512, (512, 336), (0, 2, 512, 338)),  # upscaling
+        # size 224: the short side becomes 224, then the centred square
+        ((1920, 1080), 224, (224, 224), (87, 0, 311, 224)),
+        ((640, 480), 224, (224, 224), (37, 0, 261, 224)),
+        ((1080, 1920), 224, (224, 224), (0, 87, 224, 311)),
+        ((500, 500), 224, (224, 224), (0, 0, 224, 224)),  # no 4:3 for squares at 224
+        ((300, 200), 224, (224, 224), (56, 0, 280, 224)),  # upscaling
     ],
 )
 def test_working_geometry_reference_rounding(src, size, working, crop):
     g = WorkingGeometry.for_source(*src, size=size)
     assert g.working_wh == working
     assert g.crop_box == crop
+
+
+@pytest.mark.parametrize("src,size,resized,shrinks", [
+    ((1920, 1080), 512, (512, 288), True), ((300, 200), 512, (512, 341), False), ((512, 384), 512, (512, 384), False),
+    ((1920, 1080), 224, (398, 224), True), ((300, 200), 224, (336, 224), False), ((800, 400), 224, (448, 224), True),
+])
+def test_working_geometry_resize_and_filter(src, size, resized, shrinks):
+    """The resize the reference does (sizes 512 and 224), and whether it shrinks (LANCZOS) or not (BICUBIC)."""
+    g = WorkingGeometry.for_source(*src, size=size)
+    assert g.resized_wh == resized
+    assert g.shrinks is shrinks
 
 
 def test_working_geometry_reproduces_reference_preprocessing():
@@ -175,17 +197,59 @@ def test_fork_rescale_is_off_by_pixels_when_there_is_a_crop():
     assert (ours - fork).abs().max() > 5.0
 
 
-@pytest.mark.parametrize("src", [(1920, 1080), (1000, 700), (240, 170), (1080, 1920), (512, 512), (300, 200)])
-def test_preprocess_crops_exactly_the_working_geometry(src):
-    """human3r.preprocess does the pixel work with its own rounding; the two must never drift apart."""
-    from human3r.preprocess import resize_and_crop
+# ---------------------------------------------------------------------------------------------------- rotations
 
-    W, H = src
-    size = 128 if src == (240, 170) else 512
-    from PIL import Image
 
-    frame = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8)
-    g = WorkingGeometry.for_source(W, H, size=size)
-    filt = Image.LANCZOS if max(W, H) > size else Image.BICUBIC
-    ours = Image.fromarray(frame).resize(g.resized_wh, filt).crop(g.crop_box)
-    np.testing.assert_array_equal(np.asarray(resize_and_crop(frame, size)), np.asarray(ours))
+def _reference_quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """The reference's real-first conversion (the 2/|q|^2 form), as an independent check of roma's."""
+    r, i, j, k = q.unbind(-1)
+    s = 2.0 / (q * q).sum(-1)
+    m = torch.stack([
+        1 - s * (j * j + k * k), s * (i * j - k * r), s * (i * k + j * r),
+        s * (i * j + k * r), 1 - s * (i * i + k * k), s * (j * k - i * r),
+        s * (i * k - j * r), s * (j * k + i * r), 1 - s * (i * i + j * j),
+    ], -1)
+    return m.reshape(q.shape[:-1] + (3, 3))
+
+
+def test_camera_pose_to_c2w_reads_quaternions_real_first():
+    theta = 0.7
+    pose = torch.tensor([[1.0, 2.0, 3.0, math.cos(theta / 2), 0.0, 0.0, math.sin(theta / 2)]])  # about +z
+    c2w = camera_pose_to_c2w(pose)
+    expected = torch.eye(4)
+    expected[:2, :2] = torch.tensor([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    expected[:3, 3] = torch.tensor([1.0, 2.0, 3.0])
+    assert c2w.shape == (1, 4, 4)
+    torch.testing.assert_close(c2w[0], expected)
+
+
+def test_camera_pose_to_c2w_matches_the_reference_formula():
+    g = torch.Generator().manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(2, 5, 4, generator=g, dtype=torch.float64), dim=-1)
+    pose = torch.cat([torch.randn(2, 5, 3, generator=g, dtype=torch.float64), q], dim=-1)
+    c2w = camera_pose_to_c2w(pose)
+    assert c2w.shape == (2, 5, 4, 4)
+    torch.testing.assert_close(c2w[..., :3, :3], _reference_quaternion_to_matrix(q), rtol=0, atol=1e-12)
+    torch.testing.assert_close(c2w[..., :3, 3], pose[..., :3], rtol=0, atol=0)
+    torch.testing.assert_close(c2w[..., 3, :], torch.tensor([0.0, 0, 0, 1], dtype=torch.float64).expand(2, 5, 4))
+
+
+def test_rot6d_to_rotmat():
+    ident = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # row-major 3x2: columns (1, 0, 0) and (0, 1, 0)
+    torch.testing.assert_close(rot6d_to_rotmat(ident), torch.eye(3))
+    x = torch.randn(4, 53, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    R = rot6d_to_rotmat(x)
+    assert R.shape == (4, 53, 3, 3)
+    torch.testing.assert_close(R.transpose(-1, -2) @ R, torch.eye(3, dtype=torch.float64).expand_as(R))
+    torch.testing.assert_close(torch.linalg.det(R), torch.ones(4, 53, dtype=torch.float64))
+    first = x.reshape(4, 53, 3, 2)[..., 0]
+    torch.testing.assert_close(R[..., 0], first / first.norm(dim=-1, keepdim=True))
+
+
+def test_rotmat_to_axis_angle_round_trip_and_empty():
+    import roma
+
+    rotvec = torch.randn(6, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    rotvec = rotvec / rotvec.norm(dim=-1, keepdim=True) * torch.linspace(0.0, 3.0, 6, dtype=torch.float64)[:, None]
+    torch.testing.assert_close(rotmat_to_axis_angle(roma.rotvec_to_rotmat(rotvec)), rotvec)
+    assert rotmat_to_axis_angle(torch.zeros(0, 53, 3, 3)).shape == (0, 53, 3)

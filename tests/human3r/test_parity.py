@@ -1,10 +1,11 @@
 """Numerical parity with the reference implementation on the tiny synthetic-weight fixture pack."""
 
+import copy
 from pathlib import Path
 
 import pytest
 
-from human3r.parity import main, run_parity
+from human3r.parity import build_fixture_model, main, run_parity
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "parity"
 
@@ -13,9 +14,16 @@ FIXTURE = Path(__file__).parents[1] / "fixtures" / "parity"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.fixture(scope="session")
+def parity_model():
+    """The fixture network with its generated weights, built once; tests that perturb it take a copy."""
+    model, _ = build_fixture_model(FIXTURE)
+    return model
+
+
 @pytest.fixture(scope="module")
-def report():
-    return run_parity(FIXTURE)
+def report(parity_model):
+    return run_parity(FIXTURE, model=parity_model)
 
 
 def test_parity_passes(report):
@@ -23,36 +31,38 @@ def test_parity_passes(report):
     names = {(r.case, r.name) for r in report.rows}
     for case in ("default", "ttt3r", "reset2"):
         for name in ("pts3d_in_self_view", "smpl_id", "final.state", "final.mem", "post.c2w", "f0.dec_img_4",
-                     "state_new", "smpl_prompt_pos"):
+                     "state_new", "smpl_prompt_pos", "f0.enc_block0", "f0.det_logits", "state_in", "pose_query",
+                     "post.focal", "post.pp", "post.focal_from_ref_pts"):
             assert (case, name) in names
     assert ("ttt3r", "ttt3r_gate") in names
     assert ("inputs", "preprocess.img") in names
+    assert not any(r.name == "recorded_calls" for r in report.rows)  # one recorded forward call per view
 
 
-def test_readme_tolerances_hold_except_documented_platform_floor(report):
+def test_readme_tolerances_hold_except_documented_platform_floor(parity_model):
     """Everything but f0.enc_block0 and post.focal meets the README numbers verbatim (see parity.PLATFORM_FLOOR)."""
-    strict = run_parity(FIXTURE, strict=True, cases=("ttt3r",))
+    strict = run_parity(FIXTURE, strict=True, cases=("ttt3r",), model=parity_model)
     failing = {r.name for r in strict.rows if not r.ok}
     assert failing <= {"f0.enc_block0", "post.focal"}, failing
 
 
-def test_perturbed_weight_fails():
+def test_perturbed_weight_fails(parity_model):
     def perturb(model):
         model.decoder.dec_blocks_state[1].cross_attn.projk.weight.mul_(1.01)
 
-    bad = run_parity(FIXTURE, perturb=perturb, cases=("default",))
+    bad = run_parity(FIXTURE, perturb=perturb, cases=("default",), model=copy.deepcopy(parity_model))
     assert not bad.ok
     failing = {r.name for r in bad.rows if not r.ok}
     assert {"f0.dec_img_4", "pts3d_in_self_view", "camera_pose"} <= failing
     assert "f0.enc_block0" not in failing  # encoder untouched
 
 
-def test_missing_fp16_rope_rounding_fails():
+def test_missing_fp16_rope_rounding_fails(parity_model):
     def perturb(model):
         for blk in model.encoder.enc_blocks:
             blk.attn.rope = "fp32"
 
-    bad = run_parity(FIXTURE, perturb=perturb, cases=("default",))
+    bad = run_parity(FIXTURE, perturb=perturb, cases=("default",), model=copy.deepcopy(parity_model))
     assert "f0.enc_block0" in {r.name for r in bad.rows if not r.ok}
 
 

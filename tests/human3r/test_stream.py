@@ -1,4 +1,4 @@
-"""Streaming generator: reset bookkeeping, pose chaining, TTT3R gating, empty frames and flat memory."""
+"""Streaming generator: reset bookkeeping, pose chaining, TTT3R gating, intrinsics, empty frames, flat memory."""
 
 import dataclasses
 import inspect
@@ -8,6 +8,8 @@ import torch
 
 from human3r import Frame, Human3R, Human3RConfig, run_stream
 from human3r.config import HeadsConfig
+from human3r.geometry import working_intrinsics_from_pointmap
+from human3r.parity import Recorder
 
 
 def _small_cfg(**heads) -> Human3RConfig:
@@ -52,19 +54,48 @@ def test_reset_duplicates_and_pose_chaining(model):
     torch.testing.assert_close(views[6].c2w, p1 @ p3 @ views[6].output.c2w[0])
     torch.testing.assert_close(views[0].c2w, views[0].output.c2w[0])
     # the duplicate starts a fresh segment: pose_token query, then the memory read-out again
-    traced = list(run_stream(model, _frames(5), reset_interval=2, include_duplicates=True, trace=True))
+    with Recorder(model) as recorder:
+        traced = list(run_stream(model, _frames(5), reset_interval=2, include_duplicates=True))
+    assert len(recorder.calls) == len(traced) == 7  # one recorded forward call per view
     token = model.decoder.pose_token
     for i, fresh in enumerate([True, False, True, False, False, True, False]):
-        assert torch.equal(traced[i].trace["pose_query"], token) == fresh, i
+        assert torch.equal(recorder.calls[i]["pose_query"], token) == fresh, i
 
 
 def test_ttt3r_gate_skipped_on_segment_start(model):
-    views = list(run_stream(model, _frames(3), use_ttt3r=True, trace=True))
-    assert "ttt3r_gate" not in views[0].trace
-    torch.testing.assert_close(views[0].state.state, views[0].trace["state_new"])
-    g = views[1].trace["ttt3r_gate"][..., None]
-    expected = views[1].trace["state_new"] * g + views[1].trace["state_in"] * (1 - g)
-    torch.testing.assert_close(views[1].state.state, expected)
+    with Recorder(model) as recorder:
+        views = list(run_stream(model, _frames(4), use_ttt3r=True, reset_interval=3, include_duplicates=True))
+    calls = recorder.calls
+    assert [v.duplicate for v in views] == [False, False, False, True, False]
+    # no gate on a segment's first view (view 0, and view 3, the duplicate after the reset): plain overwrite
+    assert ["ttt3r_gate" in c for c in calls] == [False, True, True, False, True]
+    for i in (0, 3):
+        torch.testing.assert_close(views[i].state.state, calls[i]["state_new"])
+    for i in (1, 2, 4):
+        g = calls[i]["ttt3r_gate"][..., None]
+        assert g.shape == (1, model.cfg.decoder.state_size, 1) and bool(((g > 0) & (g < 1)).all())
+        expected = calls[i]["state_new"] * g + calls[i]["state_in"] * (1 - g)
+        torch.testing.assert_close(views[i].state.state, expected)
+        torch.testing.assert_close(calls[i]["state_in"], views[i - 1].state.state)
+
+
+def test_recorder_removes_its_hooks(model):
+    with Recorder(model) as recorder:
+        next(run_stream(model, _frames(1)))
+    assert {"enc_block0", "enc_out", "enc_pos", "dino_tokens", "det_logits", "dec_img_0", "state_new"} <= set(
+        recorder.calls[0])
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    next(run_stream(model, _frames(1)))
+    assert len(recorder.calls) == 1
+
+
+def test_intrinsics_are_the_working_resolution_estimate(model):
+    for v in run_stream(model, _frames(2)):
+        K = v.intrinsics
+        assert K.shape == (3, 3)
+        torch.testing.assert_close(K, working_intrinsics_from_pointmap(v.output.pts3d_self)[0])
+        assert K[0, 2].item() == 48 // 2 and K[1, 2].item() == 32 // 2  # (W // 2, H // 2) of the 32x48 frames
+        assert K[0, 0].item() == K[1, 1].item() >= 0
 
 
 def test_frames_without_people_have_empty_tensors():
