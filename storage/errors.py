@@ -5,6 +5,10 @@ class StorageError(Exception):
     """Base class for every error the storage package raises on purpose."""
 
 
+class RootError(StorageError):
+    """The dataset root cannot be used: an unsupported URL scheme, or a path that is not a folder."""
+
+
 class DatasetNotFoundError(StorageError):
     """No dataset at the given root."""
 

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pyarrow.fs as pafs
 
+from storage.errors import RootError
+
 
 @dataclasses.dataclass(frozen=True)
 class Root:
@@ -31,7 +33,8 @@ class Root:
         return f"{self.base}/{rel}" if rel else self.base
 
     def local_path(self, rel: str = "") -> Path:
-        assert self.is_local
+        if not self.is_local:
+            raise RootError(f"internal: {self.uri} is not a local folder")
         return Path(self.path(rel))
 
 
@@ -43,7 +46,7 @@ def open_root(uri: str | os.PathLike) -> Root:
         return Root(uri=str(local), fs=pafs.LocalFileSystem(), base=str(local), is_local=True)
     parts = urlsplit(text)
     if parts.scheme != "s3":
-        raise ValueError(f"unsupported dataset root {text!r}: use a local path or s3://bucket/prefix")
+        raise RootError(f"unsupported dataset root {text!r}: use a local path or s3://bucket/prefix")
     query = dict(parse_qsl(parts.query))
     endpoint = query.pop("endpoint_override", None) or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
         "AWS_ENDPOINT_URL")
@@ -95,7 +98,6 @@ def tmp_name_for(rel: str) -> str:
 
 def publish(root: Root, tmp_rel: str, rel: str) -> None:
     """Move a finished temporary file to its final name (local only; remote writes go straight to `rel`)."""
-    assert root.is_local
     os.replace(root.local_path(tmp_rel), root.local_path(rel))
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 from storage import fs as _fs
 from storage import schema as S
-from storage.errors import DatasetNotFoundError, SchemaMismatchError
+from storage.errors import DatasetNotFoundError, RootError, SchemaMismatchError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,10 @@ def init_dataset(root: _fs.Root) -> None:
         check_dataset(root)
         return
     marker = {"schema_version": S.SCHEMA_VERSION, "producer": S.PRODUCER, "created_at": utc_now().isoformat()}
-    _fs.write_bytes_atomic(root, S.DATASET_FILE, json.dumps(marker, indent=1).encode())
+    try:
+        _fs.write_bytes_atomic(root, S.DATASET_FILE, json.dumps(marker, indent=1).encode())
+    except OSError as err:
+        raise RootError(f"cannot create a dataset at {root.uri}: {_reason(err)}") from err
 
 
 def check_dataset(root: _fs.Root) -> dict:
@@ -88,8 +91,12 @@ def check_dataset(root: _fs.Root) -> dict:
             f"no dataset at {root.uri} (no {S.DATASET_FILE}); write one with `human3r reconstruct VIDEO --out "
             f"{root.uri}` or `human3r synth --root {root.uri}`"
         ) from err
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise SchemaMismatchError(f"{root.uri}/{S.DATASET_FILE} is not valid JSON: {err}") from err
+    except OSError as err:  # a root that is a file, a folder we may not read, an unreachable bucket
+        raise DatasetNotFoundError(f"cannot read the dataset at {root.uri}: {_reason(err)}") from err
+    if not isinstance(marker, dict):
+        raise SchemaMismatchError(f"{root.uri}/{S.DATASET_FILE} is not a dataset marker (a JSON object)")
     version = marker.get("schema_version")
     if version != S.SCHEMA_VERSION:
         raise SchemaMismatchError(
@@ -97,6 +104,10 @@ def check_dataset(root: _fs.Root) -> dict:
             f"use the release that wrote it, or re-run the reconstruction into a new root"
         )
     return marker
+
+
+def _reason(err: OSError) -> str:
+    return " ".join((err.strerror or str(err)).split()) or type(err).__name__
 
 
 # ------------------------------------------------------------------------------------------------ commits

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from storage import fs as _fs
 from storage import manifest
 from storage import schema as S
-from storage.errors import SchemaMismatchError
+from storage.errors import SchemaMismatchError, StorageError
 
 COMPRESSION = "zstd"
 
@@ -32,7 +32,7 @@ class RunInfo:
     """What the caller knows about a run; the writer adds the counts, timings and schema version."""
 
     run_id: str
-    model_version: str  # '<checkpoint>@<sha256 prefix>' or 'untrained:<preset>:<seed>'
+    model_version: str  # 'human3r-<preset>-<sha256[:16]>' or 'untrained-<preset>-seed<n>' (see schema.RUNS)
     preset: str
     params: Mapping  # every parameter of the run (JSON-serialisable)
     started_at: dt.datetime
@@ -161,7 +161,7 @@ class VideoWriter:
     def append(self, name: str, data: pa.Table | Mapping) -> None:
         """Add rows to `frames`, `humans` or `points` (checked against the schema, sorted within the chunk)."""
         if name not in self.STREAMED:
-            raise ValueError(f"append takes one of {self.STREAMED}, not {name!r}")
+            raise SchemaMismatchError(f"append takes one of {self.STREAMED}, not {name!r}")
         table = conform(S.TABLES[name], data)
         if table.num_rows == 0:
             return
@@ -261,7 +261,7 @@ def read_table(root: _fs.Root, name: str, video_ids: Iterable[str] | None = None
     """The live rows of a per-video table (all videos, or the given ones), with `video_id` as a column."""
     table = S.TABLES[name]
     if not table.per_video:
-        raise ValueError(f"{name!r} is not a per-video table; use read_failures")
+        raise StorageError(f"{name!r} is not a per-video table; use read_failures")
     manifest.check_dataset(root)
     wanted = set(video_ids) if video_ids is not None else None
     parts = []

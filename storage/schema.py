@@ -51,7 +51,7 @@ PARTITION_KEY = "video_id"
 
 # --------------------------------------------------------------------------------------------------- column names
 # shared
-VIDEO_ID = "video_id"  # 16 hex chars: the first 64 bits of the sha256 of the video file's bytes
+VIDEO_ID = "video_id"  # 16 hex chars: the first 64 bits of the sha256 of the video file's bytes (video_id_for)
 RUN_ID = "run_id"  # 32 hex chars (uuid4) of the run that produced the rows
 FRAME_IDX = "frame_idx"  # index of the frame in the decoded source stream (0-based, before stride)
 TIMESTAMP_S = "timestamp_s"  # presentation time of the frame, seconds from the stream start
@@ -121,6 +121,14 @@ JOINTS_WORLD_M = "joints_world_m"
 X_M, Y_M, Z_M = "x_m", "y_m", "z_m"
 RED, GREEN, BLUE = "r", "g", "b"
 CONF = "conf"
+
+VIDEO_ID_HEX = 16  # a video's id is the first 16 hex chars (64 bits) of its content sha256
+
+
+def video_id_for(content_sha256: str) -> str:
+    """The dataset key of a video: the first 64 bits of the sha256 of its bytes, so a copy is the same video."""
+    return content_sha256[:VIDEO_ID_HEX]
+
 
 # --------------------------------------------------------------------------------------------------- types
 _F32, _F64, _I16, _I32, _I64, _U8 = pa.float32(), pa.float64(), pa.int16(), pa.int32(), pa.int64(), pa.uint8()
@@ -201,8 +209,8 @@ RUNS = Table(
     (
         _VIDEO,
         Column(RUN_ID, pa.string(), "uuid4 hex of the run"),
-        Column(MODEL_VERSION, pa.string(), "model identity: '<checkpoint name>@<sha256 prefix>' or "
-                                           "'untrained:<preset>:<seed>' for random weights"),
+        Column(MODEL_VERSION, pa.string(), "model identity: 'human3r-<preset>-<first 16 hex of the checkpoint's "
+                                           "sha256>', or 'untrained-<preset>-seed<n>' for random weights"),
         Column(CHECKPOINT_SHA256, pa.string(), "sha256 of the checkpoint file; null for untrained weights",
                nullable=True),
         Column(PRESET, pa.string(), "network configuration preset (672S, 672B, 672L, 896L, tiny)"),

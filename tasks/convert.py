@@ -7,28 +7,14 @@ it exactly as the stream chains the camera poses).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
 from human3r.body import BodyModel, read_out_bodies
-from human3r.geometry import WorkingGeometry, intrinsics_matrix, working_to_source_intrinsics
+from human3r.geometry import WorkingGeometry, working_to_source_intrinsics
 from human3r.stream import StreamFrame
 from storage import schema as S
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvertOptions:
-    points_per_frame: int = 2000  # scene points kept per frame (random among confident pixels); 0 = none
-    conf_threshold: float = 1.5  # keep points with world-view confidence >= this (confidence is >= 1)
-    seed: int = 0  # subsampling seed (combined with the frame index, so re-runs give the same points)
-
-    def __post_init__(self) -> None:
-        if self.points_per_frame < 0:
-            raise ValueError(f"points_per_frame must be >= 0, got {self.points_per_frame}")
-        if self.conf_threshold < 0:
-            raise ValueError(f"conf_threshold must be >= 0, got {self.conf_threshold}")
+from tasks.options import ConvertOptions
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -59,9 +45,8 @@ def frame_rows(
     segment_to_world = c2w @ torch.linalg.inv(out.c2w[0].detach().to("cpu", torch.float64))
 
     # frames ------------------------------------------------------------------------------------------------------
-    k_work = intrinsics_matrix(sf.focal.detach().cpu().double(), sf.pp.detach().cpu().double())
-    k_src = working_to_source_intrinsics(k_work, geometry)[0]
-    k_work = k_work[0]
+    k_work = sf.intrinsics.detach().to("cpu", torch.float64)  # (3, 3) at working resolution, from the stream
+    k_src = working_to_source_intrinsics(k_work, geometry)
     conf = out.conf_world[0].detach().float().cpu()
     h, w = conf.shape
     humans = out.humans

@@ -18,37 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+from storage.schema import video_id_for
 from tasks.errors import VideoError
+from tasks.options import DecodeOptions
 
 HASH_CHUNK = 1 << 20
-
-
-@dataclasses.dataclass(frozen=True)
-class DecodeOptions:
-    stride: int = 1  # keep every `stride`-th decoded frame
-    max_frames: int | None = None  # stop after this many kept frames
-    start_s: float | None = None  # keep frames with timestamp >= start_s
-    end_s: float | None = None  # ... and < end_s
-    max_side: int = 8192  # refuse videos whose displayed width or height exceeds this (pixels)
-    max_error_ratio: float = 0.05  # fail when more than this fraction of packets cannot be decoded
-    queue_size: int = 8  # decoded frames buffered ahead of the consumer
-
-    def __post_init__(self) -> None:
-        if self.stride < 1:
-            raise ValueError(f"stride must be >= 1, got {self.stride}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1 or None, got {self.max_frames}")
-        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
-            raise ValueError(f"end_s ({self.end_s}) must be after start_s ({self.start_s})")
-        if self.queue_size < 1:
-            raise ValueError(f"queue_size must be >= 1, got {self.queue_size}")
 
 
 @dataclasses.dataclass(frozen=True)
 class VideoProbe:
     """What a video is, from its header and first frame (cheap)."""
 
-    path: str
+    path: str  # as given (the source_uri of its rows and failures)
     size_bytes: int
     content_sha256: str
     width: int  # displayed (after rotation)
@@ -61,7 +42,7 @@ class VideoProbe:
 
     @property
     def video_id(self) -> str:
-        return video_id_from_sha256(self.content_sha256)
+        return video_id_for(self.content_sha256)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +60,6 @@ class DecodeStats:
     frames_kept: int = 0
 
 
-def video_id_from_sha256(sha256_hex: str) -> str:
-    return sha256_hex[:16]
-
-
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -94,16 +71,16 @@ def sha256_file(path: str | os.PathLike) -> str:
 def _check_path(path: str | os.PathLike) -> Path:
     text = os.fspath(path)
     if "://" in text and not text.startswith("file://"):
-        raise VideoError("probe", f"unsupported location {text!r}: give a local file path")
+        raise VideoError(f"unsupported location {text!r}: give a local file path")
     p = Path(text.removeprefix("file://"))
     if not p.exists():
-        raise VideoError("probe", f"no such file: {p}")
+        raise VideoError(f"no such file: {p}")
     if p.is_dir():
-        raise VideoError("probe", f"{p} is a folder, not a video file")
+        raise VideoError(f"{p} is a folder, not a video file")
     if not os.access(p, os.R_OK):
-        raise VideoError("probe", f"{p} is not readable (permissions)")
+        raise VideoError(f"{p} is not readable (permissions)")
     if p.stat().st_size == 0:
-        raise VideoError("probe", f"{p} is empty (0 bytes)")
+        raise VideoError(f"{p} is empty (0 bytes)")
     return p
 
 
@@ -113,11 +90,11 @@ def _open(path: Path):
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as err:
-        raise VideoError("probe", f"not a readable video ({type(err).__name__}: {_short(err)})") from err
+        raise VideoError(f"not a readable video ({type(err).__name__}: {_short(err)})") from err
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams})
         container.close()
-        raise VideoError("probe", f"no video stream (streams: {', '.join(kinds) or 'none'})")
+        raise VideoError(f"no video stream (streams: {', '.join(kinds) or 'none'})")
     return container
 
 
@@ -131,7 +108,7 @@ def _rotate(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
-def probe_video(path: str | os.PathLike, *, max_side: int = DecodeOptions.max_side) -> VideoProbe:
+def probe_video(path: str | os.PathLike, options: DecodeOptions = DecodeOptions()) -> VideoProbe:
     """Header facts, the content hash and the display rotation (from the first frame). Raises `VideoError`."""
     import av
 
@@ -144,15 +121,15 @@ def probe_video(path: str | os.PathLike, *, max_side: int = DecodeOptions.max_si
                 rotation = int(round(frame.rotation or 0))
                 break
             else:
-                raise VideoError("probe", "the video stream holds no decodable frame")
+                raise VideoError("the video stream holds no decodable frame")
         except av.FFmpegError as err:
-            raise VideoError("probe", f"first frame cannot be decoded ({_short(err)})") from err
+            raise VideoError(f"first frame cannot be decoded ({_short(err)})") from err
         w, h = (stream.height, stream.width) if rotation % 180 else (stream.width, stream.height)
         if not w or not h:
-            raise VideoError("probe", f"video stream has no frame size ({w}x{h})")
-        if max(w, h) > max_side:
-            raise VideoError("probe", f"frame size {w}x{h} exceeds the limit of {max_side} px per side "
-                                      f"(raise --max-side if this is intended)")
+            raise VideoError(f"video stream has no frame size ({w}x{h})")
+        if max(w, h) > options.max_side:
+            raise VideoError(f"frame size {w}x{h} exceeds the limit of {options.max_side} px per side "
+                             f"(raise --max-side if this is intended)")
         fps = float(stream.average_rate) if stream.average_rate else None
         duration = None
         if stream.duration is not None and stream.time_base is not None:
@@ -161,8 +138,9 @@ def probe_video(path: str | os.PathLike, *, max_side: int = DecodeOptions.max_si
             duration = container.duration / 1e6
         codec = stream.codec_context.name
         frame_count = int(stream.frames or 0)
-    return VideoProbe(path=str(p), size_bytes=p.stat().st_size, content_sha256=sha256_file(p), width=w, height=h,
-                      rotation_deg=rotation, fps=fps, duration_s=duration, frame_count=frame_count, codec=codec)
+    return VideoProbe(path=os.fspath(path), size_bytes=p.stat().st_size, content_sha256=sha256_file(p), width=w,
+                      height=h, rotation_deg=rotation, fps=fps, duration_s=duration, frame_count=frame_count,
+                      codec=codec)
 
 
 class FrameReader:
@@ -238,18 +216,18 @@ class FrameReader:
         except VideoError as err:
             self._put(err)
         except Exception as err:  # noqa: BLE001 - any decoder failure becomes the consumer's VideoError
-            self._put(VideoError("decode", f"{type(err).__name__}: {_short(err)}"))
+            self._put(VideoError(f"{type(err).__name__}: {_short(err)}", stage="decode"))
         finally:
             self._put(self._DONE)
 
     def _finish(self) -> None:
         stats, opts = self.stats, self.options
         if stats.frames_decoded == 0:
-            raise VideoError("decode", f"no frame could be decoded ({stats.decode_errors} bad packets of "
-                                       f"{stats.packets})")
+            raise VideoError(f"no frame could be decoded ({stats.decode_errors} bad packets of {stats.packets})",
+                             stage="decode")
         if stats.packets and stats.decode_errors / stats.packets > opts.max_error_ratio:
-            raise VideoError("decode", f"{stats.decode_errors} of {stats.packets} packets could not be decoded "
-                                       f"(limit {opts.max_error_ratio:.0%}); the file is corrupt")
+            raise VideoError(f"{stats.decode_errors} of {stats.packets} packets could not be decoded "
+                             f"(limit {opts.max_error_ratio:.0%}); the file is corrupt", stage="decode")
 
     # ------------------------------------------------------------------------------------------------ consumer
     def __iter__(self) -> Iterator[DecodedFrame]:

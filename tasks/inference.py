@@ -1,7 +1,7 @@
 """Ray actors that hold Human3R: load the model once, stream one video per call, write rows, return a summary.
 
 `Human3RActor` is a thin shell around `tasks.reconstruct.reconstruct_video` (plain Python, tested without Ray).
-`ActorPool` keeps `size` long-lived actors and hands each video to a free one from any thread (Prefect runs one
+`ActorPool` keeps `num_actors` long-lived actors and hands each video to a free one from any thread (Prefect runs one
 task per video in a thread pool). When an actor dies mid-video (killed, out of memory) it is replaced and the video
 retried; nothing of the dead attempt is visible because the dataset commits a video atomically, and a video is
 never written twice because the commit pointer is replaced, not appended. A video that exceeds its time limit is
@@ -18,6 +18,11 @@ import logging
 import os
 import queue
 
+from tasks.decode import VideoProbe
+from tasks.errors import ActorDied, VideoTimeout
+from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
+from tasks.outcomes import VideoSummary, record_failure
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "human3r"
@@ -31,55 +36,38 @@ def _ray():
     return ray
 
 
-@dataclasses.dataclass(frozen=True)
-class ActorSpec:
-    """What every actor of a pool loads, and what it reserves on the cluster."""
-
-    checkpoint: str = "auto"  # weights spec (see `human3r weights resolve --help`)
-    preset: str | None = None
-    body_model: str | None = None  # SMPLX_NEUTRAL.npz path on the actor's node
-    device: str = "auto"  # auto = the GPU Ray assigned, else CPU
-    num_gpus: float = 0.0  # GPUs per actor (0.5 packs two actors per GPU)
-    num_cpus: float = 1.0  # CPUs per actor (keep the pool's total below the cluster's, or decoding starves)
-    torch_threads: int | None = None  # intra-op threads per actor; None = torch's default
-
-
 class Human3RActor:
     """One model replica. Methods run one at a time (Ray actors are single-threaded by default)."""
 
-    def __init__(self, spec: ActorSpec):
+    def __init__(self, model: ModelOptions, torch_threads: int | None = None):
         import torch
 
         from human3r.body import load_body_model
         from human3r.weights import load_model
         from tasks.reconstruct import resolve_device
 
-        if spec.torch_threads:
-            torch.set_num_threads(spec.torch_threads)
-        self.device = resolve_device(spec.device)
-        self.model, self.identity = load_model(spec.checkpoint, preset=spec.preset, device=self.device)
-        self.body_model = load_body_model(spec.body_model) if spec.body_model else None
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.device = resolve_device(model.device)
+        self.model = load_model(model.checkpoint, preset=model.preset, device=self.device)
+        self.body_model = load_body_model(model.body_model) if model.body_model else None
         self.calls = 0
 
     def info(self) -> dict:
-        ray = _ray()
-        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(), "device": str(self.device),
-                "model_version": self.identity.model_version, "preset": self.identity.preset,
-                "checkpoint_sha256": self.identity.sha256, "untrained": self.identity.is_untrained,
-                "calls": self.calls}
+        identity = self.model.identity
+        return {"pid": os.getpid(), "node_id": _ray().get_runtime_context().get_node_id(), "device": str(self.device),
+                "model_version": identity.model_version, "preset": identity.preset,
+                "checkpoint_sha256": identity.sha256, "untrained": identity.is_untrained, "calls": self.calls}
 
-    def reconstruct(self, path: str, root_uri: str, options: dict, force: bool = False) -> dict:
+    def reconstruct(self, video: VideoProbe | str, root_uri: str, options: ReconstructOptions,
+                    force: bool = False) -> VideoSummary:
         from storage.fs import open_root
-        from tasks.reconstruct import ReconstructOptions, reconstruct_video
+        from tasks.reconstruct import reconstruct_video
 
         self.calls += 1
-        summary = reconstruct_video(path, open_root(root_uri), self.model, self.identity,
-                                    options=ReconstructOptions.from_dict(options), body_model=self.body_model,
-                                    force=force)
-        out = summary.to_dict()
-        out["node_id"] = _ray().get_runtime_context().get_node_id()
-        out["pid"] = os.getpid()
-        return out
+        summary = reconstruct_video(video, open_root(root_uri), self.model, options=options,
+                                    body_model=self.body_model, force=force)
+        return dataclasses.replace(summary, node_id=_ray().get_runtime_context().get_node_id())
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
@@ -108,7 +96,7 @@ class _Slot:
 
     def start(self) -> None:
         self.generation += 1
-        self.actor = self.pool._actor_class.remote(self.pool.spec)
+        self.actor = self.pool._actor_class.remote(self.pool.model, self.pool.cluster.torch_threads)
 
     def replace(self) -> None:
         ray = _ray()
@@ -121,19 +109,21 @@ class _Slot:
 
 
 class ActorPool:
-    """`size` Human3R actors shared by any number of threads: `run(path)` borrows a free actor for one video."""
+    """`cluster.num_actors` Human3R replicas shared by any number of threads: `run(video)` borrows a free one."""
 
-    def __init__(self, spec: ActorSpec, size: int = 1, *, max_attempts: int = 3, video_timeout_s: float = 3600.0):
-        if size < 1:
-            raise ValueError(f"pool size must be >= 1, got {size}")
+    def __init__(self, model: ModelOptions, cluster: ClusterOptions = ClusterOptions(), *, max_attempts: int = 3):
         ray = _ray()
-        self.spec, self.size = spec, size
-        self.max_attempts, self.video_timeout_s = max_attempts, video_timeout_s
+        self.model, self.cluster = model, cluster
+        self.max_attempts = max_attempts
+        self.video_timeout_s = cluster.video_timeout_s
         self.replacements = 0
-        self._actor_class = ray.remote(num_gpus=spec.num_gpus, num_cpus=spec.num_cpus, max_restarts=0,
+        gpus = cluster.gpus_per_actor
+        if gpus is None:  # one GPU per replica when the cluster has GPUs
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+        self._actor_class = ray.remote(num_gpus=gpus, num_cpus=cluster.cpus_per_actor, max_restarts=0,
                                        max_task_retries=0)(Human3RActor)
         self._free: queue.Queue[_Slot] = queue.Queue()
-        self._slots = [_Slot(self, i) for i in range(size)]
+        self._slots = [_Slot(self, i) for i in range(cluster.num_actors)]
         for slot in self._slots:
             self._free.put(slot)
 
@@ -142,31 +132,33 @@ class ActorPool:
         ray = _ray()
         return ray.get([s.actor.info.remote() for s in self._slots])
 
-    def run(self, path: str, root_uri: str, options: dict, *, force: bool = False) -> dict:
-        """Reconstruct one video on a free actor; returns its summary dict (status ok / skipped / failed)."""
+    def run(self, video: VideoProbe | str, root_uri: str, options: ReconstructOptions, *,
+            force: bool = False) -> VideoSummary:
+        """Reconstruct one video on a free actor; returns its summary (status ok / skipped / failed)."""
         ray = _ray()
         from ray.exceptions import GetTimeoutError, RayActorError
 
+        from storage.fs import open_root
+
+        path = video.path if isinstance(video, VideoProbe) else video
         slot = self._free.get()
         try:
             last_error = ""
             for attempt in range(1, self.max_attempts + 1):
-                ref = slot.actor.reconstruct.remote(path, root_uri, options, force)
+                ref = slot.actor.reconstruct.remote(video, root_uri, options, force)
                 try:
-                    result = ray.get(ref, timeout=self.video_timeout_s)
-                    result["attempts"] = attempt
-                    return result
+                    return dataclasses.replace(ray.get(ref, timeout=self.video_timeout_s), attempts=attempt)
                 except GetTimeoutError:
                     log.warning("video %s exceeded %.0f s; replacing its actor", path, self.video_timeout_s)
                     slot.replace()
-                    return _record_failure(root_uri, path, "timeout", "Timeout",
-                                           f"no result after {self.video_timeout_s:.0f} s", attempt)
+                    err = VideoTimeout(f"no result after {self.video_timeout_s:.0f} s")
+                    return record_failure(open_root(root_uri), path, err, attempts=attempt)
                 except RayActorError as err:
                     last_error = " ".join(str(err).split())[:300]
                     log.warning("actor died on %s (attempt %d/%d); replacing it", path, attempt, self.max_attempts)
                     slot.replace()
-            return _record_failure(root_uri, path, "inference", "ActorDied",
-                                   f"the actor died {self.max_attempts} times ({last_error})", self.max_attempts)
+            err = ActorDied(f"the actor died {self.max_attempts} times ({last_error})")
+            return record_failure(open_root(root_uri), path, err, attempts=self.max_attempts)
         finally:
             self._free.put(slot)
 
@@ -177,12 +169,3 @@ class ActorPool:
                 ray.kill(slot.actor, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
-
-
-def _record_failure(root_uri: str, path: str, stage: str, error_type: str, message: str, attempts: int) -> dict:
-    from storage.fs import open_root
-    from storage.parquet import write_failure
-    from tasks.reconstruct import VideoSummary
-
-    write_failure(open_root(root_uri), source_uri=path, stage=stage, error=message, error_type=error_type)
-    return {**VideoSummary(path, "failed", stage=stage, message=message).to_dict(), "attempts": attempts}

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.errors import PipelineError
+from tasks.errors import ServiceError
 
 WORK_POOL = "local-process"
 DEFAULT_PORT = 4200
@@ -84,7 +84,7 @@ class Services:
                               cwd=cwd)
         if check and proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
-            raise PipelineError("services", f"`prefect {' '.join(args)}` failed: {' | '.join(tail)}")
+            raise ServiceError(f"`prefect {' '.join(args)}` failed: {' | '.join(tail)}")
         return proc
 
     def _spawn(self, name: str, args: list[str]) -> int:
@@ -120,8 +120,8 @@ class Services:
                 break
             time.sleep(0.5)
         log_tail = (self.home / "server.log").read_text(errors="replace").strip().splitlines()[-5:]
-        raise PipelineError("services", f"the Prefect server did not come up on {self.api_url}: "
-                                        f"{' | '.join(log_tail)} (log: {self.home / 'server.log'})")
+        raise ServiceError(f"the Prefect server did not come up on {self.api_url}: "
+                           f"{' | '.join(log_tail)} (log: {self.home / 'server.log'})")
 
     # ------------------------------------------------------------------------------------------------ worker
     def start_worker(self) -> bool:
@@ -130,7 +130,7 @@ class Services:
             return False
         proc = self._prefect("work-pool", "create", WORK_POOL, "--type", "process", check=False)
         if proc.returncode != 0 and "already exists" not in (proc.stdout + proc.stderr):
-            raise PipelineError("services", f"could not create work pool {WORK_POOL}: {proc.stderr.strip()[-300:]}")
+            raise ServiceError(f"could not create work pool {WORK_POOL}: {proc.stderr.strip()[-300:]}")
         self._spawn("worker", ["worker", "start", "--pool", WORK_POOL, "--type", "process"])
         return True
 

@@ -9,6 +9,7 @@ import pytest
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.parquet import read_failures
+from tasks.options import ConvertOptions, DecodeOptions, ModelOptions, ReconstructOptions
 from tasks.sample import make_sample_video
 
 pytest.importorskip("ray")
@@ -23,8 +24,9 @@ def _counts(root):
 def _run(source, dataset, **kw):
     from flows.reconstruct import reconstruct_archive
 
-    return reconstruct_archive(source=str(source), dataset=str(dataset), checkpoint="untrained:tiny",
-                               max_frames=6, points_per_frame=50, **kw)
+    options = ReconstructOptions(decode=DecodeOptions(max_frames=6), convert=ConvertOptions(points_per_frame=50))
+    return reconstruct_archive(source=str(source), dataset=str(dataset),
+                               model=ModelOptions(checkpoint="untrained:tiny"), options=options, **kw)
 
 
 def test_archive_twice_then_new_footage(prefect_harness, tmp_path):
@@ -35,20 +37,20 @@ def test_archive_twice_then_new_footage(prefect_harness, tmp_path):
     (inbox / "broken.mp4").write_bytes(b"\x00" * 1000)
 
     first = _run(inbox, dataset)
-    assert first["counts"] == {"ok": 2, "skipped": 0, "failed": 1}
-    assert {r["status"] for r in first["rows"]} == {"ok", "failed"}
+    assert first.counts == {"ok": 2, "skipped": 0, "failed": 1}
+    assert {r["status"] for r in first.rows} == {"ok", "failed"}
     counts = _counts(dataset)
     assert counts["videos"] == 2 and counts["frames"] == 12
 
     second = _run(inbox, dataset)  # same archive again: nothing redone, identical rows
-    assert second["counts"] == {"ok": 0, "skipped": 2, "failed": 1}
+    assert second.counts == {"ok": 0, "skipped": 2, "failed": 1}
     assert _counts(dataset) == counts
     assert [f["source_uri"] for f in read_failures(open_root(dataset)).to_pylist()] == [str(inbox / "broken.mp4")]
 
     make_sample_video(inbox / "clip9.mp4", n_frames=10, width=160, height=96, seed=9)  # the nightly case
     shutil.copy(inbox / "clip0.mp4", inbox / "copy-of-clip0.mp4")  # same content under another name
     third = _run(inbox, dataset)
-    assert third["counts"] == {"ok": 1, "skipped": 3, "failed": 1}
+    assert third.counts == {"ok": 1, "skipped": 3, "failed": 1}
     assert _counts(dataset)["videos"] == 3
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from fractions import Fraction
 
 import numpy as np
@@ -15,9 +13,11 @@ from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.parquet import read_failures
-from tasks.decode import DecodeOptions
-from tasks.reconstruct import ReconstructOptions, reconstruct_video
+from tasks.options import DecodeOptions, ReconstructOptions
+from tasks.reconstruct import reconstruct_video
 from tasks.sample import sample_frames
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _garbage_packets(path):
@@ -77,17 +77,10 @@ def corpus(tmp_path_factory, make_video, sample_video):
         "garbage_packets": (d / "garbage_packets.mkv", "probe", "no decodable frame"),
         "corrupt_packets": (d / "corrupt_packets.mkv", "decode", "could not be decoded"),
         "absurd_size": (d / "absurd_size.mkv", "probe", "exceeds the limit"),
-        "degenerate_aspect": (d / "degenerate_aspect.mkv", "inference", "too thin"),
+        "degenerate_aspect": (d / "degenerate_aspect.mkv", "probe", "cannot be processed"),
         "remote_url": ("ftp://example.invalid/clip.mp4", "probe", "unsupported location"),
     }
     return {"good": sample_video, "kinds": kinds}
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    from human3r.weights import load_model
-
-    return load_model("untrained:tiny")
 
 
 OPTIONS = ReconstructOptions(decode=DecodeOptions(max_frames=3))
@@ -95,35 +88,34 @@ OPTIONS = ReconstructOptions(decode=DecodeOptions(max_frames=3))
 
 def test_every_bad_input_becomes_one_failure_row(corpus, tiny_model, tmp_path):
     root = open_root(tmp_path / "ds")
-    model, identity = tiny_model
     kinds = corpus["kinds"]
     assert len(kinds) >= 10
     for name, (path, stage, reason) in kinds.items():
-        summary = reconstruct_video(str(path), root, model, identity, options=OPTIONS)
+        summary = reconstruct_video(str(path), root, tiny_model, options=OPTIONS)
         assert summary.status == "failed", name
         assert summary.stage == stage, (name, summary)
         assert reason in summary.message, (name, summary.message)
         assert "\n" not in summary.message
-    ok = reconstruct_video(corpus["good"], root, model, identity, options=OPTIONS)
+        assert summary.error_type == "VideoError", (name, summary.error_type)
+    ok = reconstruct_video(corpus["good"], root, tiny_model, options=OPTIONS)
     assert ok.status == "ok" and ok.frames == 3
     rows = {r[S.SOURCE_URI]: r for r in read_failures(root).to_pylist()}
     assert set(rows) == {str(p) for p, _, _ in kinds.values()}
     for path, stage, reason in kinds.values():
-        assert rows[str(path)][S.STAGE] == stage and reason in rows[str(path)][S.MESSAGE]
+        row = rows[str(path)]
+        assert row[S.STAGE] == stage and reason in row[S.MESSAGE] and row[S.ERROR_TYPE] == "VideoError"
     with open_catalog(root) as cat:  # only the good video's rows are visible
         assert cat.query("SELECT count(*) FROM frames").column(0)[0].as_py() == 3
         assert cat.query("SELECT count(DISTINCT video_id) FROM points").column(0)[0].as_py() == 1
 
 
-def test_cli_goes_on_after_bad_videos_and_exits_1(corpus, tmp_path):
+def test_cli_goes_on_after_bad_videos_and_exits_1(corpus, tmp_path, human3r_cli):
     kinds = corpus["kinds"]
-    paths = [str(kinds["text"][0]), corpus["good"], str(kinds["zero_bytes"][0])]
-    cmd = [sys.executable, "-m", "tasks.cli", "reconstruct", *paths, "--out", str(tmp_path / "ds"),
-           "--checkpoint", "untrained:tiny", "--max-frames", "2", "--points-per-frame", "50"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    assert "1 reconstructed, 0 skipped, 2 failed" in proc.stdout
-    out = subprocess.run([sys.executable, "-m", "tasks.cli", "query", "--root", str(tmp_path / "ds"), "--format",
-                          "json", "SELECT (SELECT count(*) FROM frames) AS f, (SELECT count(*) FROM failures) AS x"],
-                         capture_output=True, text=True, timeout=120)
-    assert json.loads(out.stdout) == [{"f": 2, "x": 2}]
+    paths = [kinds["text"][0], corpus["good"], kinds["degenerate_aspect"][0], kinds["zero_bytes"][0]]
+    result = human3r_cli("reconstruct", *paths, "--out", tmp_path / "ds", "--checkpoint", "untrained:tiny",
+                         "--max-frames", "2", "--points-per-frame", "50", code=1)
+    assert "1 reconstructed, 0 skipped, 3 failed" in result.stdout
+    assert "Traceback" not in result.stderr
+    out = human3r_cli("query", "--root", tmp_path / "ds", "--format", "json",
+                      "SELECT (SELECT count(*) FROM frames) AS f, (SELECT count(*) FROM failures) AS x")
+    assert json.loads(out.stdout) == [{"f": 2, "x": 3}]

@@ -13,8 +13,7 @@ from storage import manifest
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.parquet import read_failures
-from tasks.decode import DecodeOptions
-from tasks.reconstruct import ReconstructOptions
+from tasks.options import ClusterOptions, DecodeOptions, ModelOptions, ReconstructOptions
 from tasks.sample import make_sample_video
 
 ray = pytest.importorskip("ray")
@@ -42,12 +41,13 @@ def clips(tmp_path_factory):
 
 
 def _pool(size=1, **kw):
-    from tasks.inference import ActorPool, ActorSpec
+    from tasks.inference import ActorPool
 
-    return ActorPool(ActorSpec(checkpoint="untrained:tiny", num_cpus=1, torch_threads=1), size, **kw)
+    cluster = ClusterOptions(num_actors=size, cpus_per_actor=1, torch_threads=1, **kw)
+    return ActorPool(ModelOptions(checkpoint="untrained:tiny"), cluster)
 
 
-OPTIONS = ReconstructOptions().to_dict()
+OPTIONS = ReconstructOptions()
 
 
 def _run_all(pool, paths, root_uri):
@@ -72,8 +72,8 @@ def test_two_nodes_share_an_archive(cluster, clips, tmp_path):
         results = _run_all(pool, clips["short"], str(tmp_path / "ds"))
     finally:
         pool.shutdown()
-    assert [r["status"] for r in results] == ["ok"] * 4
-    assert len({r["node_id"] for r in results}) == 2
+    assert [r.status for r in results] == ["ok"] * 4
+    assert len({r.node_id for r in results}) == 2
     with open_catalog(tmp_path / "ds") as cat:
         assert cat.query("SELECT count(DISTINCT video_id) FROM frames").column(0)[0].as_py() == 4
         assert cat.query("SELECT count(*) FROM frames").column(0)[0].as_py() == 4 * 8
@@ -97,8 +97,8 @@ def test_actor_killed_mid_video_is_replaced_and_video_lands_once(cluster, clips,
         assert pool.replacements == 1 and pool.info()[0]["pid"] != pid
     finally:
         pool.shutdown()
-    assert result["status"] == "ok" and result["attempts"] == 2
-    assert result["frames"] == 240
+    assert result.status == "ok" and result.attempts == 2
+    assert result.frames == 240
     commits = manifest.list_commits(root)
     assert len(commits) == 1 and commits[0].rows["frames"] == 240
     with open_catalog(root) as cat:
@@ -117,10 +117,11 @@ def test_video_over_its_time_limit_fails_and_the_pool_goes_on(cluster, clips, tm
         pool.info()
         slow = pool.run(clips["long"], root_uri, OPTIONS)
         pool.video_timeout_s = 120
-        after = pool.run(clips["short"][0], root_uri, ReconstructOptions(decode=DecodeOptions(max_frames=2)).to_dict())
+        after = pool.run(clips["short"][0], root_uri, ReconstructOptions(decode=DecodeOptions(max_frames=2)))
     finally:
         pool.shutdown()
-    assert slow["status"] == "failed" and slow["stage"] == "timeout"
-    assert after["status"] == "ok"
+    assert slow.status == "failed" and (slow.stage, slow.error_type) == ("timeout", "VideoTimeout")
+    assert after.status == "ok"
     failures = read_failures(open_root(root_uri)).to_pylist()
-    assert [(f["source_uri"], f["stage"]) for f in failures] == [(clips["long"], "timeout")]
+    assert [(f["source_uri"], f["stage"], f["error_type"]) for f in failures] == [
+        (clips["long"], "timeout", "VideoTimeout")]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,17 +13,12 @@ from storage import manifest
 from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
-from tasks.decode import DecodeOptions, FrameReader
-from tasks.reconstruct import ReconstructOptions, reconstruct_video
+from tasks.decode import FrameReader
+from tasks.options import DecodeOptions, ReconstructOptions
+from tasks.reconstruct import reconstruct_video
 
 PARITY = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "parity"
-
-
-def cli(*args, ok=True):
-    proc = subprocess.run([sys.executable, "-m", "tasks.cli", *args], capture_output=True, text=True, timeout=600)
-    if ok:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def q(root, sql):
@@ -33,19 +26,14 @@ def q(root, sql):
         return cat.query(sql).to_pylist()
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
-    from human3r.weights import load_model
-
-    return load_model("untrained:tiny")
+ARGS = ("--checkpoint", "untrained:tiny", "--stride", "2", "--points-per-frame", "100", "--conf-threshold", "1.0")
 
 
 @pytest.fixture(scope="module")
-def reconstructed(tmp_path_factory, sample_video):
+def reconstructed(tmp_path_factory, sample_video, human3r_cli):
     root = tmp_path_factory.mktemp("e2e") / "ds"
-    proc = cli("reconstruct", sample_video, "--out", str(root), "--checkpoint", "untrained:tiny", "--stride", "2",
-               "--points-per-frame", "100", "--conf-threshold", "1.0")
-    assert "UNTRAINED" in proc.stderr and "1 reconstructed" in proc.stdout
+    result = human3r_cli("reconstruct", sample_video, "--out", root, *ARGS)
+    assert "UNTRAINED" in result.stderr and "1 reconstructed" in result.stdout
     return root
 
 
@@ -76,38 +64,35 @@ def test_end_to_end_rows(reconstructed, sample_video):
     assert (video[S.WIDTH_PX], video[S.HEIGHT_PX], video[S.FRAME_COUNT]) == (192, 108, 24)
 
 
-def test_rerun_is_skipped_and_force_replaces(reconstructed, sample_video):
-    args = ("reconstruct", sample_video, "--out", str(reconstructed), "--checkpoint", "untrained:tiny",
-            "--stride", "2", "--points-per-frame", "100", "--conf-threshold", "1.0")
+def test_rerun_is_skipped_and_force_replaces(reconstructed, sample_video, human3r_cli):
+    args = ("reconstruct", sample_video, "--out", reconstructed, *ARGS)
     before = q(reconstructed, "SELECT run_id FROM runs")
-    proc = cli(*args)
-    assert "skipped" in proc.stderr and "0 reconstructed, 1 skipped" in proc.stdout
+    result = human3r_cli(*args)
+    assert "skipped" in result.stderr and "0 reconstructed, 1 skipped" in result.stdout
     assert q(reconstructed, "SELECT run_id FROM runs") == before
-    cli(*args, "--force")
+    human3r_cli(*args, "--force")
     after = q(reconstructed, "SELECT run_id, n_frames FROM runs")
     assert len(after) == 1 and after[0]["run_id"] != before[0]["run_id"]
     assert q(reconstructed, "SELECT count(*) AS n FROM frames")[0]["n"] == after[0]["n_frames"] == 12
 
 
 def test_other_parameters_make_a_new_run(tiny_model, sample_video, tmp_path):
-    model, identity = tiny_model
     root = open_root(tmp_path / "ds")
-    a = reconstruct_video(sample_video, root, model, identity, options=ReconstructOptions(
+    a = reconstruct_video(sample_video, root, tiny_model, options=ReconstructOptions(
         decode=DecodeOptions(max_frames=4)))
-    b = reconstruct_video(sample_video, root, model, identity, options=ReconstructOptions(
+    b = reconstruct_video(sample_video, root, tiny_model, options=ReconstructOptions(
         decode=DecodeOptions(max_frames=5)))
     assert (a.status, b.status, b.frames) == ("ok", "ok", 5)
     assert len(manifest.list_commits(root)) == 1  # same video: replaced, not added
 
 
-def test_reset_interval_keeps_one_row_per_frame_and_chains_poses(tiny_model, sample_video, tmp_path):
-    model, identity = tiny_model
+def test_reset_interval_keeps_one_row_per_frame(tiny_model, sample_video, tmp_path):
     root = open_root(tmp_path / "ds")
-    s = reconstruct_video(sample_video, root, model, identity, options=ReconstructOptions(
+    s = reconstruct_video(sample_video, root, tiny_model, options=ReconstructOptions(
         decode=DecodeOptions(max_frames=7), reset_interval=3))
     assert s.status == "ok" and s.frames == 7
     frames = q(root, "SELECT frame_idx, cam_to_world FROM frames ORDER BY frame_idx")
-    assert [f["frame_idx"] for f in frames] == list(range(7))
+    assert [f["frame_idx"] for f in frames] == list(range(7))  # the reset duplicates are not rows
 
 
 def test_decoded_frames_preprocess_exactly_like_the_reference(make_video, tmp_path):
@@ -131,9 +116,8 @@ def test_decoded_frames_preprocess_exactly_like_the_reference(make_video, tmp_pa
 def test_body_model_fills_world_joints(tiny_model, sample_video, smplx_npz, tmp_path):
     from human3r.body import BodyModel
 
-    model, identity = tiny_model
     root = open_root(tmp_path / "ds")
-    s = reconstruct_video(sample_video, root, model, identity, body_model=BodyModel(smplx_npz),
+    s = reconstruct_video(sample_video, root, tiny_model, body_model=BodyModel(smplx_npz),
                           options=ReconstructOptions(decode=DecodeOptions(max_frames=3)))
     assert s.status == "ok" and s.human_rows > 0
     rows = q(root, "SELECT head_world_m, transl_world_m, joints_world_m, detection_score FROM humans")

@@ -1,0 +1,189 @@
+"""Run options, defined once: what the CLI, the Prefect flow, prefect.yaml and the Ray actors all take.
+
+Each option is a field of a frozen pydantic model with its default, bounds and one-line description written here
+and nowhere else. The flow takes the models as typed parameters (Prefect validates them, and a deployment sets
+nested fields: ``options: {decode: {stride: 2}}``); the CLI builds its flags from the same fields
+(:func:`click_options`), and the actors receive the objects themselves.
+
+* :class:`ReconstructOptions` (decode, points, state update): everything that changes a video's rows. Its
+  :meth:`~ReconstructOptions.params` go into ``runs.params_json``; with the model version they decide re-runs.
+* :class:`ModelOptions`: which weights and body model, on which device.
+* :class:`ClusterOptions`: where and how many model replicas run.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tasks.errors import OptionsError
+
+# Field metadata: the option does not change the rows (left out of `params()`, so it never forces a re-run).
+NOT_IN_PARAMS = {"in_params": False}
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DecodeOptions(_Options):
+    """Which frames of a video are read."""
+
+    stride: int = Field(1, ge=1, description="Keep every N-th decoded frame.")
+    max_frames: int | None = Field(None, ge=1, description="Stop after this many kept frames per video.")
+    start_s: float | None = Field(None, ge=0, description="Skip frames before this time (seconds).")
+    end_s: float | None = Field(None, gt=0, description="Stop at this time (seconds).")
+    max_side: int = Field(8192, ge=16, description="Refuse videos larger than this many pixels per side.")
+    max_error_ratio: float = Field(0.05, ge=0, le=1,
+                                   description="Fail a video when more than this fraction of packets is unreadable.")
+    queue_size: int = Field(8, ge=1, description="Decoded frames buffered ahead of the model.",
+                            json_schema_extra=NOT_IN_PARAMS)
+
+    @model_validator(mode="after")
+    def _window(self) -> DecodeOptions:
+        if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
+            raise ValueError(f"the end ({self.end_s} s) must come after the start ({self.start_s} s)")
+        return self
+
+
+class ConvertOptions(_Options):
+    """Which scene points of a frame are kept."""
+
+    points_per_frame: int = Field(2000, ge=0, description="Scene points kept per frame (0 = none).")
+    conf_threshold: float = Field(1.5, ge=0, description="Minimum point confidence (confidence is >= 1).")
+    seed: int = Field(0, description="Seed of the per-frame point subsampling.")
+
+
+class ReconstructOptions(_Options):
+    """Every parameter that changes the rows of a video."""
+
+    decode: DecodeOptions = DecodeOptions()
+    convert: ConvertOptions = ConvertOptions()
+    reset_interval: int | None = Field(None, ge=1, description="Re-initialise the state every N frames (long "
+                                                              "videos); poses are chained across resets.")
+    use_ttt3r: bool = Field(False, description="TTT3R gated state update instead of CUT3R's overwrite.")
+    chunk_frames: int = Field(64, ge=1, description="Frames of rows buffered before they are written.",
+                              json_schema_extra=NOT_IN_PARAMS)
+
+    def params(self) -> dict:
+        """The parameters that define the output (buffer sizes left out): what `runs.params_json` records."""
+        return _params(self)
+
+
+class ModelOptions(_Options):
+    """Which network and body model, and where they run."""
+
+    checkpoint: str = Field("auto", description="Weights: a .pth/.safetensors path, 'auto' ($HUMAN3R_CHECKPOINT, "
+                                                "then the Hugging Face cache), 'hf:faneggg/human3r/<file>', or "
+                                                "'untrained:<preset>[:seed]' for a smoke run with random weights.")
+    preset: str | None = Field(None, description="672S, 672B, 672L, 896L or tiny (which file 'auto' prefers).")
+    body_model: str | None = Field(None, description="SMPL-X body model (SMPLX_NEUTRAL.npz or its folder); "
+                                                     "without it joints are left empty.")
+    device: str = Field("auto", description="auto (the GPU when there is one), cpu, cuda, cuda:1, ...")
+
+
+class ClusterOptions(_Options):
+    """Where the model replicas run (the archive pipeline)."""
+
+    ray_address: str | None = Field(None, description="An existing Ray cluster ('auto', 'host:6379', 'ray://...'); "
+                                                      "empty = start a local one.")
+    num_actors: int = Field(1, ge=1, description="Model replicas (one video each at a time).")
+    gpus_per_actor: float | None = Field(None, ge=0, description="GPUs per replica (fractions pack several per "
+                                                                 "GPU); empty = 1 if the cluster has GPUs, else 0.")
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per replica (keep the total below the cluster's).")
+    torch_threads: int | None = Field(None, ge=1, description="Intra-op threads per replica (empty = torch's).")
+    video_timeout_s: float = Field(3600.0, gt=0, description="A video taking longer is recorded as failed and its "
+                                                             "replica replaced.")
+
+
+def _params(model: BaseModel) -> dict:
+    out = {}
+    for name, info in type(model).model_fields.items():
+        if (info.json_schema_extra or {}).get("in_params", True) is False:
+            continue
+        value = getattr(model, name)
+        out[name] = _params(value) if isinstance(value, BaseModel) else value
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Building options from loose values (CLI flags, dicts), with one-line errors
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def build(cls: type[_Options], values: dict[str, Any], names: dict[str, str] | None = None) -> Any:
+    """``cls`` from a nested dict, or an :class:`OptionsError` naming each bad value in one line.
+
+    names: field path ('decode.stride') -> how the user spelled it ('--stride'), for the message.
+    """
+    try:
+        return cls.model_validate(values)
+    except ValidationError as err:
+        raise OptionsError(describe_validation_error(err, names)) from None
+
+
+def describe_validation_error(err: ValidationError, names: dict[str, str] | None = None) -> str:
+    """pydantic's errors as one line: ``--stride: must be >= 1 (got 0); ...``."""
+    parts = []
+    for e in err.errors(include_url=False):
+        path = ".".join(str(p) for p in e.get("loc", ()))
+        where = (names or {}).get(path, path)
+        msg = e.get("msg", "invalid").removeprefix("Value error, ")
+        msg = msg.replace("Input should be", "must be").replace("Extra inputs are not permitted", "unknown option")
+        got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+        parts.append(f"{where}: {msg}{got}" if where else f"{msg}{got}")
+    return "; ".join(parts)
+
+
+def _field(cls: type[BaseModel], path: str):
+    *parents, name = path.split(".")
+    for part in parents:
+        cls = cls.model_fields[part].annotation
+    return cls.model_fields[name]
+
+
+def click_options(cls: type[_Options], flags: dict[str, str], dest: str) -> Callable:
+    """A decorator adding one click option per entry of ``flags`` (flag -> field path of ``cls``).
+
+    Help text and the shown default come from the field. Options the user does not give stay unset, so the
+    model's own default applies; the command receives ``dest=cls(...)`` built and validated by :func:`build`
+    (a bad value is one :class:`OptionsError` naming the flag).
+    """
+    import click
+
+    def decorate(fn: Callable) -> Callable:
+        params = []
+        for flag, path in flags.items():
+            info = _field(cls, path)
+            var = f"{dest}__" + path.replace(".", "__")
+            kind = next(t for t in (typing.get_args(info.annotation) or (info.annotation,)) if t is not type(None))
+            help_text = (info.description or "") + ("" if info.default is None else f"  [default: {info.default}]")
+            if kind is bool:
+                params.append(click.Option([flag, var], default=None, help=help_text))
+            else:
+                params.append(click.Option([flag, var], type=kind, default=None, help=help_text))
+        names = {path: flag.split("/")[0] for flag, path in flags.items()}
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            nested: dict[str, Any] = {}
+            for key in [k for k in kwargs if k.startswith(f"{dest}__")]:
+                value = kwargs.pop(key)
+                if value is None:
+                    continue
+                *parents, name = key.removeprefix(f"{dest}__").split("__")
+                node = nested
+                for part in parents:
+                    node = node.setdefault(part, {})
+                node[name] = value
+            kwargs[dest] = build(cls, nested, names)
+            return fn(*args, **kwargs)
+
+        wrapper.__click_params__ = [*getattr(fn, "__click_params__", []), *reversed(params)]
+        return wrapper
+
+    return decorate
