@@ -29,7 +29,7 @@ def reconstruct_archive(
     """Reconstruct every video under `source` into the dataset at `dataset`.
 
     Args:
-        source: folder, file or glob of videos.
+        source: folder, file or glob of videos, or an s3://bucket/prefix/ (endpoint: ?endpoint_override=...).
         dataset: dataset root (folder or s3://bucket/prefix).
         model: weights, body model and device (checkpoint, preset, body_model, device).
         options: what changes the rows: decode (stride, max_frames, start_s, end_s, ...), convert

@@ -1,12 +1,18 @@
-"""DuckDB over the dataset: one read-only connection with a view per table and macros for motion queries.
+"""DuckDB over the dataset: one read-only connection with the live views of every table, and macros for motion queries.
 
-`open_catalog(root)` snapshots the commit log (so a query sees each video complete, never half-written) and defines:
+`open_catalog(root)` takes a snapshot: it opens ``runs`` first and then the other Delta tables (the read order that
+never shows a half-written video, see `storage.schema`), hands DuckDB the files of each snapshot, and defines:
 
-* views ``videos``, ``runs``, ``failures``, ``frames``, ``humans``, ``points`` (``video_id`` first; filters on it
-  prune to that video's files);
-* scalar macros ``cam_center(cam_to_world)``, ``dist3(a, b)``;
-* table macros ``track_steps()``, ``track_speed()``, ``trajectory_length()``, ``person_distances()``,
-  ``camera_path()`` (see `MACROS` for their columns).
+* ``<table>_all``: every stored row of ``runs``, ``failures``, ``sources``, ``frames``, ``humans``, ``points``;
+* the live views ``runs``, ``videos``, ``frames``, ``humans``, ``points``, ``failures``, ``sources`` (the rules of
+  `storage.schema`, written once in :data:`LIVE_VIEWS`); filters on ``video_id`` reach the Parquet scans, which
+  skip row groups by their statistics;
+* scalar macros ``cam_center(cam_to_world)``, ``dist3(a, b)``; table macros ``track_steps()``, ``track_speed()``,
+  ``trajectory_length()``, ``person_distances()``, ``camera_path()`` (see `MACROS` for their columns).
+
+Local tables are read with DuckDB's Parquet reader; S3 tables through pyarrow datasets (DuckDB's httpfs and delta
+extensions cannot be installed offline). When DuckDB's ``delta`` extension is installed, it reads the tables
+instead (``delta_scan``, with file skipping from the Delta statistics).
 
 User SQL (`Catalog.query`) must be read-only: only SELECT-type statements run, the connection cannot touch files
 outside the dataset root, and its configuration is locked.
@@ -20,8 +26,8 @@ import re
 import duckdb
 import pyarrow as pa
 
+from storage import dataset, delta
 from storage import fs as _fs
-from storage import manifest
 from storage import schema as S
 from storage.errors import QueryError
 
@@ -59,24 +65,61 @@ CREATE MACRO camera_path() AS TABLE
     SELECT {S.VIDEO_ID}, {S.FRAME_IDX}, {S.TIMESTAMP_S}, cam_center({S.CAM_TO_WORLD}) AS center_m FROM frames;
 """
 
+def _latest(table: str, key: str, order: str) -> str:
+    return (f"SELECT * EXCLUDE (_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {order}) "
+            f"AS _rank FROM {table}_all) WHERE _rank = 1")
+
+
+_DATA_VIEWS = "\n".join(
+    f"CREATE VIEW {t} AS SELECT * FROM {t}_all WHERE {S.RUN_ID} IN (SELECT {S.RUN_ID} FROM runs);"
+    for t in S.DATA_TABLES
+)
+LIVE_VIEWS = f"""
+-- the live run of a video: its latest committed run
+CREATE VIEW runs AS {_latest("runs", S.VIDEO_ID, f"{S.FINISHED_AT} DESC, {S.RUN_ID} DESC")};
+-- videos: the video columns of the live runs
+CREATE VIEW videos AS SELECT {", ".join(S.VIDEOS.column_names)} FROM runs;
+-- rows of frames, humans, points count when their run is live
+{_DATA_VIEWS}
+-- the latest failure of a source, unless a run of that source finished after it
+CREATE VIEW failures AS SELECT * FROM ({_latest("failures", S.SOURCE_URI, f"{S.FAILED_AT} DESC")}) f
+    WHERE NOT EXISTS (SELECT 1 FROM runs_all r WHERE r.{S.SOURCE_URI} = f.{S.SOURCE_URI}
+                      AND r.{S.FINISHED_AT} > f.{S.FAILED_AT});
+-- what discovery last saw of each source
+CREATE VIEW sources AS {_latest("sources", S.SOURCE_URI, f"{S.PROBED_AT} DESC")};
+"""
+
 READ_ONLY_STATEMENTS = {"SELECT"}
 _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
+_READ_ORDER = ("runs", "failures", "sources", *S.DATA_TABLES)  # runs first: see storage.schema
 
 
 def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _delta_extension(con) -> bool:
+    """True when DuckDB's delta extension loads (never downloaded: it must already be installed)."""
+    try:
+        con.execute("SET autoinstall_known_extensions=false")
+        con.execute("LOAD delta")
+        return True
+    except duckdb.Error:
+        return False
+
+
 class Catalog:
     """A read-only DuckDB view of one dataset root, as it was when the catalog was opened."""
 
-    def __init__(self, root: _fs.Root, *, threads: int | None = None):
-        manifest.check_dataset(root)
+    def __init__(self, root: _fs.Root, *, threads: int | None = None, use_delta_extension: bool = True):
+        dataset.check_dataset(root)
         self.root = root
-        self.commits = manifest.list_commits(root)
         self.con = duckdb.connect(":memory:", config={"threads": threads or min(os.cpu_count() or 1, 4)})
-        for table in S.TABLES.values():
-            self._create_view(table)
+        self.uses_delta_extension = use_delta_extension and root.is_local and _delta_extension(self.con)
+        self.versions: dict[str, int | None] = {}  # table -> the Delta version the snapshot read
+        for name in _READ_ORDER:
+            self._register(S.TABLES[name])
+        self.con.execute(LIVE_VIEWS)
         self.con.execute(MACROS)
         if root.is_local:
             self.con.execute(f"SET allowed_directories=[{_sql_str(root.base + '/')}]")
@@ -84,34 +127,26 @@ class Catalog:
         self.con.execute("SET lock_configuration=true")
 
     # --------------------------------------------------------------------------------------------- views
-    def _files(self, table: S.Table) -> list[str]:
-        if table.per_video:
-            return [c.files[table.name] for c in self.commits if table.name in c.files]
-        return [i.path[len(self.root.base) + 1:] for i in _fs.list_files(self.root, table.name)
-                if i.base_name.endswith(".parquet")]
-
-    def _create_view(self, table: S.Table) -> None:
-        files = self._files(table)
-        order = f"{S.VIDEO_ID}, * EXCLUDE ({S.VIDEO_ID})" if table.per_video else "*"
+    def _register(self, table: S.Table) -> None:
+        dt = delta.open_table(self.root, table)
+        self.versions[table.name] = None if dt is None else dt.version()
+        files = [] if dt is None else delta.live_files(dt)
+        view = f"{table.name}_all"
         if not files:
-            self.con.register(f"_empty_{table.name}", table.full_schema.empty_table())
+            self.con.register(f"_empty_{table.name}", table.arrow_schema.empty_table())
             source = f"_empty_{table.name}"
-            order = "*"
+        elif self.uses_delta_extension:
+            source = f"delta_scan({_sql_str(self.root.table_uri(table.name))})"
         elif self.root.is_local:
-            paths = ", ".join(_sql_str(self.root.path(f)) for f in files)
-            hive = f", hive_partitioning=true, hive_types={{'{S.VIDEO_ID}': VARCHAR}}" if table.per_video else ""
-            source = f"read_parquet([{paths}]{hive})"
+            source = f"read_parquet([{', '.join(_sql_str(f) for f in files)}])"
         else:
             import pyarrow.dataset as ds
 
-            part = ds.partitioning(pa.schema([(S.VIDEO_ID, pa.string())]), flavor="hive") if table.per_video else None
-            dataset = ds.dataset([self.root.path(f) for f in files], filesystem=self.root.fs, format="parquet",
-                                 schema=table.arrow_schema.append(pa.field(S.VIDEO_ID, pa.string()))
-                                 if table.per_video else table.arrow_schema,
-                                 partitioning=part, partition_base_dir=self.root.path(table.name))
-            self.con.register(f"_arrow_{table.name}", dataset)
+            paths = [f.removeprefix("s3://") for f in files]
+            self.con.register(f"_arrow_{table.name}",
+                              ds.dataset(paths, filesystem=self.root.fs, format="parquet", schema=table.arrow_schema))
             source = f"_arrow_{table.name}"
-        self.con.execute(f"CREATE VIEW {table.name} AS SELECT {order} FROM {source}")
+        self.con.execute(f"CREATE VIEW {view} AS SELECT {', '.join(table.column_names)} FROM {source}")
 
     # --------------------------------------------------------------------------------------------- queries
     def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
@@ -162,3 +197,20 @@ def _one_line(err: BaseException) -> str:
 def open_catalog(root: str | os.PathLike | _fs.Root, *, threads: int | None = None) -> Catalog:
     """Open a read-only catalog on a dataset root (local path or s3:// URI)."""
     return Catalog(root if isinstance(root, _fs.Root) else _fs.open_root(root), threads=threads)
+
+
+def live_runs(root: _fs.Root) -> pa.Table:
+    """The live run of every video (the ``runs`` view), read from the runs table alone."""
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    try:
+        dt = delta.open_table(root, S.RUNS)
+        files = [] if dt is None else delta.live_files(dt)
+        if files and root.is_local:
+            source = f"read_parquet([{', '.join(_sql_str(f) for f in files)}])"
+        else:
+            con.register("_runs", delta.read_table(root, S.RUNS) if files else S.RUNS.arrow_schema.empty_table())
+            source = "_runs"
+        con.execute(f"CREATE VIEW runs_all AS SELECT {', '.join(S.RUNS.column_names)} FROM {source}")
+        return con.sql(_latest("runs", S.VIDEO_ID, f"{S.FINISHED_AT} DESC, {S.RUN_ID} DESC")).to_arrow_table()
+    finally:
+        con.close()

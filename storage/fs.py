@@ -27,6 +27,15 @@ class Root:
     fs: pafs.FileSystem
     base: str  # path inside `fs`, no trailing slash
     is_local: bool
+    delta_options: tuple[tuple[str, str], ...] = ()  # delta-rs storage options (endpoint, region, safe commits)
+
+    def table_uri(self, rel: str) -> str:
+        """The URI delta-rs (and any Delta reader) opens for a table folder relative to the root."""
+        return self.path(rel) if self.is_local else f"s3://{self.path(rel)}"
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        return dict(self.delta_options)
 
     def path(self, rel: str) -> str:
         """Absolute path (inside `fs`) of a path relative to the root."""
@@ -60,7 +69,34 @@ def open_root(uri: str | os.PathLike) -> Root:
     fs = pafs.S3FileSystem(**kwargs)
     base = f"{parts.netloc}{parts.path}".rstrip("/")
     shown = f"s3://{base}" + (f"?{urlencode({'endpoint_override': endpoint})}" if endpoint else "")
-    return Root(uri=shown, fs=fs, base=base, is_local=False)
+    # delta-rs: the same endpoint and region; commits use S3's conditional put (If-None-Match), which makes
+    # concurrent writers safe without a lock service (AWS S3, MinIO, R2 and moto support it).
+    options = {"AWS_REGION": kwargs["region"], "aws_conditional_put": "etag"}
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = f"{ep.scheme}://{ep.netloc}"
+        if ep.scheme == "http":
+            options["AWS_ALLOW_HTTP"] = "true"
+    return Root(uri=shown, fs=fs, base=base, is_local=False, delta_options=tuple(sorted(options.items())))
+
+
+def open_location(uri: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """Any file or folder location -> (pyarrow filesystem, path inside it), for reading sources (e.g. videos).
+
+    Local paths, ``file://`` and ``s3://bucket/key[?endpoint_override=...&region=...]`` resolve as in
+    :func:`open_root` (same endpoint and region rules); other schemes pyarrow knows (``gs://``, ``abfs://``,
+    ``hdfs://``) through ``pyarrow.fs.FileSystem.from_uri``. Anything else raises :class:`RootError`.
+    """
+    text = os.fspath(uri)
+    if "://" not in text or text.startswith(("file://", "s3://")):
+        root = open_root(text)
+        return root.fs, root.base
+    try:
+        return pafs.FileSystem.from_uri(text)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError or ValueError here
+        message = " ".join(str(err).split())[:200]
+        detail = "" if "Unrecognized filesystem type" in message else f" ({type(err).__name__}: {message})"
+        raise RootError(f"unsupported location {text!r}{detail}: use a local path, file://, s3://bucket/key or "
+                        f"another pyarrow filesystem URI (gs://, abfs://, hdfs://)") from err
 
 
 def exists(root: Root, rel: str) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 
 from storage import fs as _fs
 from storage import schema as S
-from storage.parquet import RunInfo, write_video
+from storage.writer import RunInfo, VideoWriter, commit_runs
 
 N_JOINTS = 127  # smplx's default joint count (body, hands, face landmarks)
 
@@ -149,20 +149,24 @@ def synth_video(seed: int, index: int, spec: SynthSpec = SynthSpec()) -> dict:
 
 
 def write_synthetic_dataset(
-    root: _fs.Root, n_videos: int, spec: SynthSpec = SynthSpec(), *, seed: int = 0, progress=None
+    root: _fs.Root, n_videos: int, spec: SynthSpec = SynthSpec(), *, seed: int = 0, progress=None, batch: int = 200
 ) -> list[str]:
-    """Write `n_videos` synthetic videos into `root` through the normal writer. Returns their video ids."""
-    ids = []
+    """Write `n_videos` synthetic videos into `root` through the normal writer, committing `batch` videos per
+    transaction (a bulk load: each batch becomes visible at once). Returns their video ids."""
+    ids, pending = [], []
     for i in range(n_videos):
         v = synth_video(seed, i, spec)
-        run = RunInfo(
-            run_id=hashlib.md5(f"run:{seed}:{i}".encode()).hexdigest(), model_version="synthetic:0",
-            preset="synthetic", params={"seed": seed, **dataclasses.asdict(spec)},
-            started_at=dt.datetime.now(dt.UTC), source_uri=v["videos"][S.SOURCE_URI][0],
-        )
-        write_video(root, v["video_id"], run=run, videos=v["videos"], frames=v["frames"], humans=v["humans"],
-                    points=v["points"])
+        params = {"seed": seed, **dataclasses.asdict(spec)}
+        run = RunInfo(model_version="synthetic:0", preset="synthetic", params=params,
+                      started_at=dt.datetime.now(dt.UTC), source_uri=v["videos"][S.SOURCE_URI][0])
+        with VideoWriter(root, v["video_id"], run) as writer:
+            for name in S.DATA_TABLES:
+                writer.append(name, v[name])
+            pending.append(writer.finish(videos=v["videos"]))
         ids.append(v["video_id"])
+        if len(pending) >= batch or i == n_videos - 1:
+            commit_runs(root, pending)
+            pending = []
         if progress is not None:
             progress(i + 1)
     return ids

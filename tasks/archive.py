@@ -1,7 +1,8 @@
 """The archive stages as Prefect tasks: discover, plan (skip what is done), reconstruct on Ray actors, report.
 
 Each `@task` wraps a plain function (here or in `tasks.reconstruct`) that tests call directly. Exactly-once lives in
-the data layer: `plan` asks the dataset which videos it already holds for this content hash, model and parameters,
+the data layer: `plan` (tasks.plan) asks the dataset which videos it already holds for this content hash, model and
+parameters, probing in parallel only the files that are new or changed since the last scan (the `sources` table),
 and the actor checks again before writing; Prefect's cache is not involved (`NO_CACHE`). The probe made by `plan`
 travels to the actor, so each video is hashed once.
 """
@@ -18,16 +19,16 @@ from prefect.cache_policies import NO_CACHE
 
 from storage.fs import open_root
 from tasks.decode import VideoProbe
-from tasks.discover import list_videos
+from tasks.discover import Listed, list_sources
 from tasks.errors import SourceError
 from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
 from tasks.outcomes import Report, VideoSummary, summarize
-from tasks.reconstruct import Plan, plan
+from tasks.plan import Plan, plan
 
 
-def discover(source: str, *, sample_videos: int = 0) -> list[str]:
-    """Video files under `source` (folder, file or glob). With `sample_videos` > 0, first make sure the folder
-    holds that many generated sample clips (the demo's footage)."""
+def discover(source: str, *, sample_videos: int = 0) -> list[Listed]:
+    """Video files under `source` (folder, file, glob, or an s3:// prefix or object: see `tasks.discover`). With
+    `sample_videos` > 0, first make sure the folder holds that many generated sample clips (the demo's footage)."""
     if sample_videos:
         from tasks.sample import make_sample_video
 
@@ -39,9 +40,9 @@ def discover(source: str, *, sample_videos: int = 0) -> list[str]:
                 tmp = folder / f".sample-{i:02d}.{os.getpid()}.mp4"
                 make_sample_video(tmp, seed=i)
                 tmp.replace(target)
-    if not Path(source).exists() and not any(ch in source for ch in "*?["):
+    if "://" not in source and not Path(source).exists() and not any(ch in source for ch in "*?["):
         raise SourceError(f"the source {source!r} does not exist; give a folder, file or glob of videos")
-    return list_videos([source])
+    return list_sources([source])
 
 
 @contextlib.contextmanager
@@ -65,14 +66,14 @@ def actor_pool(model: ModelOptions, cluster: ClusterOptions):
 
 # ------------------------------------------------------------------------------------------------ Prefect tasks
 @task(name="discover-videos", retries=3, retry_delay_seconds=[2, 5, 15])
-def discover_videos(source: str, sample_videos: int = 0) -> list[str]:
+def discover_videos(source: str, sample_videos: int = 0) -> list[Listed]:
     paths = discover(source, sample_videos=sample_videos)
     get_run_logger().info("found %d video(s) under %s", len(paths), source)
     return paths
 
 
 @task(name="plan-videos", cache_policy=NO_CACHE)
-def plan_videos(paths: list[str], dataset: str, model: ModelOptions, options: ReconstructOptions,
+def plan_videos(paths: list[Listed], dataset: str, model: ModelOptions, options: ReconstructOptions,
                 force: bool = False) -> Plan:
     from human3r.weights import inspect_weights
 
@@ -82,8 +83,8 @@ def plan_videos(paths: list[str], dataset: str, model: ModelOptions, options: Re
     if identity.is_untrained:
         logger.warning("UNTRAINED WEIGHTS (%s): a smoke run, rows are marked with this model_version",
                        identity.model_version)
-    logger.info("%d to reconstruct, %d already done or unreadable (model %s)", len(result.pending),
-                len(result.done), identity.model_version)
+    logger.info("%d to reconstruct, %d already done or unreadable (model %s); %d files probed, %d known unchanged",
+                len(result.pending), len(result.done), identity.model_version, result.probed, result.reused)
     return result
 
 

@@ -46,6 +46,7 @@ class _Group(click.Group):
         "reconstruct": ("tasks.cli_run", "reconstruct"),
         "demo": ("tasks.cli_run", "demo"),
         "services": ("tasks.cli_run", "services"),
+        "watch": ("tasks.cli_watch", "watch"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -174,20 +175,58 @@ def query(root: str, fmt: str, max_rows: int, sql: str) -> None:
     print_table(result, fmt=fmt, max_rows=max_rows)
 
 
+_MIN_AGE = click.option("--min-age", "min_age_s", default=3600.0, show_default=True, type=click.FloatRange(min=0),
+                        help="Keep what a reader could still need: rows of runs replaced less than this many seconds "
+                             "ago, and files unreferenced for less than this.")
+
+
 @cli.command()
 @click.option("--root", required=True, envvar="HUMAN3R_DATASET", show_envvar=True, help=ROOT_HELP)
-@click.option("--min-age", "min_age_s", default=3600.0, show_default=True, type=click.FloatRange(min=0),
-              help="Only delete orphans older than this many seconds (a write in progress is never touched).")
+@_MIN_AGE
 def vacuum(root: str, min_age_s: float) -> None:
-    """Delete files no commit references (left behind by crashed or killed writes). Visible data never changes."""
+    """Delete rows no live run uses (replaced or crashed runs) and files no table references. Visible data never
+    changes."""
     from storage.fs import open_root
-    from storage.manifest import check_dataset
-    from storage.manifest import vacuum as vacuum_root
+    from storage.maintenance import vacuum as vacuum_root
 
-    dataset = open_root(root)
-    check_dataset(dataset)
-    removed = vacuum_root(dataset, min_age_s=min_age_s)
-    click.echo(f"removed {len(removed)} orphaned file(s) from {root}")
+    report = vacuum_root(open_root(root), min_age_s=min_age_s)
+    click.echo(f"{report.line()} in {root}")
+
+
+@cli.command()
+@click.option("--root", required=True, envvar="HUMAN3R_DATASET", show_envvar=True, help=ROOT_HELP)
+@_MIN_AGE
+def compact(root: str, min_age_s: float) -> None:
+    """Vacuum, then rewrite every table sorted by video into large files (a per-video query reads a row group or
+    two), checkpoint and clean the transaction logs. Run it after each nightly (flow `compact-dataset`)."""
+    from storage.fs import open_root
+    from storage.maintenance import compact as compact_root
+
+    report = compact_root(open_root(root), min_age_s=min_age_s)
+    files = ", ".join(f"{t} {report.files_before[t]}->{report.files_after[t]}" for t in report.files_after)
+    click.echo(f"{report.line()}; files per table: {files}")
+
+
+@cli.command()
+@click.option("--root", required=True, envvar="HUMAN3R_DATASET", show_envvar=True, help=ROOT_HELP)
+@click.option("--out", default=None, help="Write the converted dataset here instead of in place (needed for S3).")
+def migrate(root: str, out: str | None) -> None:
+    """Convert a schema-version-1 dataset (per-video files and commit pointers) to version 2 (Delta Lake tables).
+
+    In place, the old files are moved to ROOT/_schema1/ (nothing is deleted) and the new marker is written last.
+    """
+    from rich.progress import Progress
+
+    from storage.fs import open_root
+    from storage.migrate import migrate as migrate_root
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("migrating videos", total=None)
+        report = migrate_root(open_root(root), open_root(out) if out else None,
+                              progress=lambda i: progress.update(task, completed=i))
+    rows = ", ".join(f"{n:,} {t}" for t, n in report.rows.items())
+    click.echo(f"migrated {report.videos} videos ({rows}) and {report.failures} failures to schema version 2"
+               + (f"; the version-1 files are in {report.backup}" if report.backup else f" in {out}"))
 
 
 @cli.command()

@@ -37,7 +37,7 @@ RECONSTRUCT_FLAGS = {
 @click.option("--force", is_flag=True, help="Redo videos the dataset already holds with this model and parameters.")
 def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options: ReconstructOptions,
                 force: bool) -> None:
-    """Reconstruct VIDEOS (files, folders or globs) into the dataset at --out.
+    """Reconstruct VIDEOS (files, folders, globs, s3://bucket/key or s3://bucket/prefix/) into the dataset at --out.
 
     \b
     Every video is probed first (header, content hash, a frame size the network can process), and the model is
@@ -53,17 +53,18 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     from human3r.body import load_body_model
     from human3r.weights import inspect_weights, load_model
     from storage.fs import open_root
-    from tasks.discover import list_videos
+    from tasks.discover import list_sources
     from tasks.outcomes import summarize
-    from tasks.reconstruct import plan, resolve_device
+    from tasks.plan import plan
+    from tasks.reconstruct import resolve_device
 
     console = Console(stderr=True, soft_wrap=True)
-    paths = list_videos(videos)
+    listed = list_sources(videos)
     dataset = open_root(root)
     device = resolve_device(model.device)
     identity = inspect_weights(model.checkpoint, preset=model.preset)
     body = load_body_model(model.body_model)
-    planned = plan(paths, dataset, identity, options, force=force)
+    planned = plan(listed, dataset, identity, options, force=force)
     if identity.is_untrained:
         console.print(f"[bold yellow]UNTRAINED WEIGHTS ({identity.name}): a smoke run; every row is marked "
                       f"model_version={identity.model_version}[/]")
@@ -76,7 +77,7 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     if planned.pending:
         network = load_model(model.checkpoint, preset=model.preset, device=device)
         summaries += _reconstruct_all(planned.pending, dataset, network, options, body, force, console)
-    order = {p: i for i, p in enumerate(paths)}
+    order = {item.uri: i for i, item in enumerate(listed)}
     report = summarize(sorted(summaries, key=lambda s: order.get(s.source_uri, len(order))), root)
     _print_report(report)
     if report.failed:
@@ -86,6 +87,7 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
 def _reconstruct_all(videos, dataset, network, options, body, force, console) -> list:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from tasks.location import file_name
     from tasks.reconstruct import reconstruct_video
 
     summaries = []
@@ -93,7 +95,7 @@ def _reconstruct_all(videos, dataset, network, options, body, force, console) ->
                TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
         for video in videos:
-            task = progress.add_task(video.path.rsplit("/", 1)[-1][:40], total=None, fps=0.0)
+            task = progress.add_task(file_name(video.path)[:40], total=None, fps=0.0)
             t0 = time.perf_counter()
 
             def update(done, expected, task=task, t0=t0):
@@ -168,7 +170,8 @@ def demo(footage: str, dataset: str, checkpoint: str, home: str | None, port: in
     click.echo(f"Prefect worker: {'started' if services.start_worker() else 'already running'} "
                f"(pool local-process; logs in {services.home})")
     services.deploy()
-    click.echo("deployed prefect.yaml: reconstruct-archive/demo, reconstruct-archive/nightly")
+    click.echo("deployed prefect.yaml: reconstruct-archive/{demo,nightly,on-new-footage}, "
+               "compact-dataset/after-nightly")
     params = {"source": footage, "dataset": dataset, "model": {"checkpoint": checkpoint}}
     t1 = time.perf_counter()
     rc = services.run_deployment("reconstruct-archive/demo", params, timeout_s=timeout_s)

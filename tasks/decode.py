@@ -4,25 +4,30 @@ No temporary images: frames go straight from the decoder to the model, at most `
 Timestamps are the stream's own presentation times (variable frame rate kept); the display rotation is applied;
 stride, frame cap and a time window select frames without changing their indices (`frame_idx` always counts every
 decoded frame of the stream from 0). Every way a file can be unusable raises `VideoError` with a one-line reason.
+
+Videos on object storage (``s3://bucket/key``, see `tasks.location`) are read through a seekable file object, never
+downloaded whole: the probe fetches the header and the first frame (`PROBE_BUFFER` bytes per read), the decoder
+streams the object (`DECODE_BUFFER` bytes per read), and the hash streams it once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import os
 import queue
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
 from storage.schema import video_id_for
 from tasks.errors import VideoError
+from tasks.location import Location, locate, read_error, short_error
 from tasks.options import DecodeOptions
 
-HASH_CHUNK = 1 << 20
+PROBE_BUFFER = 64 << 10  # bytes per read of a remote object while probing (header + first frame)
+DECODE_BUFFER = 1 << 20  # bytes per read (one ranged GET on S3) of a remote object while decoding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,46 +66,30 @@ class DecodeStats:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    """Content hash of a local file or remote object (streamed in chunks); `VideoError` when it cannot be read."""
+    return locate(path).sha256()
 
 
-def _check_path(path: str | os.PathLike) -> Path:
-    text = os.fspath(path)
-    if "://" in text and not text.startswith("file://"):
-        raise VideoError(f"unsupported location {text!r}: give a local file path")
-    p = Path(text.removeprefix("file://"))
-    if not p.exists():
-        raise VideoError(f"no such file: {p}")
-    if p.is_dir():
-        raise VideoError(f"{p} is a folder, not a video file")
-    if not os.access(p, os.R_OK):
-        raise VideoError(f"{p} is not readable (permissions)")
-    if p.stat().st_size == 0:
-        raise VideoError(f"{p} is empty (0 bytes)")
-    return p
-
-
-def _open(path: Path):
+@contextlib.contextmanager
+def _open(location: Location, buffer_size: int):
+    """The PyAV container of a checked video: opened by path when local, else through a seekable file object."""
     import av
 
+    file = None if location.local is not None else location.open_input()
     try:
-        container = av.open(str(path), metadata_errors="ignore")
-    except av.FFmpegError as err:
-        raise VideoError(f"not a readable video ({type(err).__name__}: {_short(err)})") from err
-    if not container.streams.video:
-        kinds = sorted({s.type for s in container.streams})
-        container.close()
-        raise VideoError(f"no video stream (streams: {', '.join(kinds) or 'none'})")
-    return container
-
-
-def _short(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text[:200] or type(err).__name__
+        try:
+            container = av.open(str(location.local) if file is None else file, metadata_errors="ignore",
+                                buffer_size=buffer_size)
+        except av.FFmpegError as err:
+            raise VideoError(f"not a readable video ({type(err).__name__}: {short_error(err)})") from err
+        with container:
+            if not container.streams.video:
+                kinds = sorted({s.type for s in container.streams})
+                raise VideoError(f"no video stream (streams: {', '.join(kinds) or 'none'})")
+            yield container
+    finally:
+        if file is not None:
+            file.close()
 
 
 def _rotate(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
@@ -110,10 +99,20 @@ def _rotate(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
 
 def probe_video(path: str | os.PathLike, options: DecodeOptions = DecodeOptions()) -> VideoProbe:
     """Header facts, the content hash and the display rotation (from the first frame). Raises `VideoError`."""
+    location = locate(path)
+    try:
+        facts = _read_header(location, options)
+        sha256 = location.sha256()
+    except OSError as err:  # a remote read failing midway (PyAV re-raises the file object's error)
+        raise read_error(location.uri, err) from err
+    return VideoProbe(path=os.fspath(path), size_bytes=location.size_bytes, content_sha256=sha256, **facts)
+
+
+def _read_header(location: Location, options: DecodeOptions) -> dict:
+    """Frame size after rotation, rate, duration, frame count and codec, from the header and the first frame."""
     import av
 
-    p = _check_path(path)
-    with _open(p) as container:
+    with _open(location, PROBE_BUFFER) as container:
         stream = container.streams.video[0]
         rotation = 0
         try:
@@ -123,7 +122,7 @@ def probe_video(path: str | os.PathLike, options: DecodeOptions = DecodeOptions(
             else:
                 raise VideoError("the video stream holds no decodable frame")
         except av.FFmpegError as err:
-            raise VideoError(f"first frame cannot be decoded ({_short(err)})") from err
+            raise VideoError(f"first frame cannot be decoded ({short_error(err)})") from err
         w, h = (stream.height, stream.width) if rotation % 180 else (stream.width, stream.height)
         if not w or not h:
             raise VideoError(f"video stream has no frame size ({w}x{h})")
@@ -138,9 +137,8 @@ def probe_video(path: str | os.PathLike, options: DecodeOptions = DecodeOptions(
             duration = container.duration / 1e6
         codec = stream.codec_context.name
         frame_count = int(stream.frames or 0)
-    return VideoProbe(path=os.fspath(path), size_bytes=p.stat().st_size, content_sha256=sha256_file(p), width=w,
-                      height=h, rotation_deg=rotation, fps=fps, duration_s=duration, frame_count=frame_count,
-                      codec=codec)
+    return dict(width=w, height=h, rotation_deg=rotation, fps=fps, duration_s=duration, frame_count=frame_count,
+                codec=codec)
 
 
 class FrameReader:
@@ -158,7 +156,7 @@ class FrameReader:
     _DONE = object()
 
     def __init__(self, path: str | os.PathLike, options: DecodeOptions = DecodeOptions()):
-        self.path = _check_path(path)
+        self.location = locate(path)
         self.options = options
         self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue(maxsize=options.queue_size)
@@ -180,7 +178,7 @@ class FrameReader:
 
         opts, stats = self.options, self.stats
         try:
-            with _open(self.path) as container:
+            with _open(self.location, DECODE_BUFFER) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -216,7 +214,7 @@ class FrameReader:
         except VideoError as err:
             self._put(err)
         except Exception as err:  # noqa: BLE001 - any decoder failure becomes the consumer's VideoError
-            self._put(VideoError(f"{type(err).__name__}: {_short(err)}", stage="decode"))
+            self._put(VideoError(f"{type(err).__name__}: {short_error(err)}", stage="decode"))
         finally:
             self._put(self._DONE)
 
@@ -232,7 +230,7 @@ class FrameReader:
     # ------------------------------------------------------------------------------------------------ consumer
     def __iter__(self) -> Iterator[DecodedFrame]:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._decode, name=f"decode:{self.path.name}", daemon=True)
+            self._thread = threading.Thread(target=self._decode, name=f"decode:{self.location.name}", daemon=True)
             self._thread.start()
         while True:
             item = self._queue.get()

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 
 from storage.fs import Root
-from storage.parquet import write_failure
+from storage.writer import write_failure
 from tasks.errors import PipelineError
 
 log = logging.getLogger(__name__)

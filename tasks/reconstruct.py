@@ -1,96 +1,38 @@
-"""Videos -> committed pieces of the dataset: probe and plan (skip what is done), then stream each through Human3R.
+"""One video -> one committed run in the dataset: stream its frames through Human3R and write the rows.
 
-* :func:`probe` reads a video's header and hash and refuses, before any model is loaded, a frame size the network
-  cannot process; :func:`plan` probes every video and splits them into pending and done (skipped or refused);
-  :func:`already_done` is the one skip check.
-* :func:`reconstruct_video` is plain Python (the Ray actor and the CLI both call it) and takes the probe, so a video
-  is hashed once. Memory stays flat in the video's length: frames are decoded ahead into a bounded queue, the
-  network carries only its recurrent state, and rows go to the writer in chunks. A failure of any kind becomes a
-  `failures` row with a one-line reason, and nothing of the failed run becomes visible.
+`reconstruct_video` is plain Python (the Ray actor and the CLI both call it) and takes the video's probe (from
+`tasks.plan`), so a video is hashed once. Memory stays flat in the video's length: frames are decoded ahead into a
+bounded queue, the network carries only its recurrent state, and rows go to the writer in chunks. A failure of any
+kind becomes a `failures` row with a one-line reason, and nothing of the failed run becomes visible.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
 from human3r.body import BodyModel
 from human3r.config import Human3RConfig
-from human3r.errors import InputShapeError
 from human3r.geometry import WorkingGeometry
 from human3r.preprocess import Frame, prepare_frame
 from human3r.stream import run_stream
 from human3r.weights import ModelIdentity
-from storage import manifest
+from storage import dataset
 from storage import schema as S
 from storage.fs import Root
-from storage.parquet import RunInfo, VideoWriter
+from storage.writer import RunInfo, VideoWriter
 from tasks.convert import RowBuffer, frame_rows, world_anchor
-from tasks.decode import DecodedFrame, DecodeOptions, FrameReader, VideoProbe, probe_video
-from tasks.errors import OptionsError, PipelineError, VideoError
+from tasks.decode import DecodedFrame, DecodeOptions, FrameReader, VideoProbe
+from tasks.errors import OptionsError, PipelineError
 from tasks.options import ReconstructOptions
 from tasks.outcomes import VideoSummary, record_failure
+from tasks.plan import already_done, probe
 
 log = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Probe and plan
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def probe(path: str, config: Human3RConfig, options: DecodeOptions) -> VideoProbe:
-    """Header facts and content hash of a video whose frames the network `config` can process; else VideoError."""
-    found = probe_video(path, options)
-    try:
-        WorkingGeometry.for_source(found.width, found.height, config.image_size)
-    except InputShapeError as err:
-        raise VideoError(f"its {found.width}x{found.height} frames cannot be processed: {err}") from None
-    return found
-
-
-def already_done(root: Root, video: VideoProbe, identity: ModelIdentity, options: ReconstructOptions
-                 ) -> VideoSummary | None:
-    """The "skipped" summary when the dataset holds this video made by this model with these parameters."""
-    params_hash = manifest.params_hash(options.params())
-    if not manifest.is_done(root, video.video_id, identity.model_version, params_hash):
-        return None
-    commit = manifest.read_commit(root, video.video_id)
-    rows = commit.rows if commit is not None else {}
-    return VideoSummary(video.path, "skipped", video.video_id, frames=rows.get(S.FRAMES.name, 0),
-                        human_rows=rows.get(S.HUMANS.name, 0), points=rows.get(S.POINTS.name, 0),
-                        message="already in the dataset with this model and these parameters")
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    pending: list[VideoProbe]  # probed videos to reconstruct, in the given order
-    done: list[VideoSummary]  # skipped (already in the dataset) or refused at probe time (a failures row each)
-
-
-def plan(paths: Iterable[str], root: Root, identity: ModelIdentity, options: ReconstructOptions, *,
-         force: bool = False) -> Plan:
-    """Probe every video and split into pending and done; unusable files become failure rows."""
-    manifest.init_dataset(root)
-    pending, done = [], []
-    for path in paths:
-        try:
-            found = probe(path, identity.config, options.decode)
-        except PipelineError as err:
-            done.append(record_failure(root, path, err))
-            continue
-        skipped = None if force else already_done(root, found, identity, options)
-        if skipped is not None:
-            done.append(skipped)
-        else:
-            pending.append(found)
-    return Plan(pending, done)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -137,12 +79,12 @@ def reconstruct_video(
     `progress(frames_done, frames_expected_or_None)` is called after every frame."""
     identity: ModelIdentity = model.identity
     started = time.perf_counter()
-    run_id = uuid.uuid4().hex
+    run_id = S.new_run_id()
     path = video.path if isinstance(video, VideoProbe) else str(video)
     found, stats = None, None
     try:
         found = video if isinstance(video, VideoProbe) else probe(path, model.cfg, options.decode)
-        skipped = None if force else already_done(root, found, identity, options)
+        skipped = None if force else already_done(dataset.done_runs(root), found, identity, options)
         if skipped is not None:
             return skipped
         run = RunInfo(run_id=run_id, model_version=identity.model_version, preset=identity.preset,

@@ -1,9 +1,10 @@
-"""Shared fixtures: a fresh dataset root per test, and a synthetic SMPL-X stand-in (the real one is licensed;
-never commit a body model file)."""
+"""Shared fixtures: a fresh dataset root per test, a local S3 server (moto's), and a synthetic SMPL-X stand-in (the
+real one is licensed; never commit a body model file)."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,31 @@ def isolated_weight_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", CHECKPOINT_ENV):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API server (moto's ThreadedMotoServer) on 127.0.0.1 with the bucket `archive`, one per session.
+
+    Yields its URL (for ``?endpoint_override=`` or boto3's ``endpoint_url``); test credentials are set in the
+    environment, and ``AWS_ENDPOINT_URL`` removed, until the session ends."""
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    mp = pytest.MonkeyPatch()
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        mp.setenv(k, v)
+    mp.delenv("AWS_ENDPOINT_URL", raising=False)
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="archive")
+    yield endpoint
+    mp.undo()
+    server.stop()
 
 
 @pytest.fixture
@@ -126,3 +152,20 @@ def body_model(smplx_npz):
     from human3r.body import BodyModel
 
     return BodyModel(smplx_npz)
+
+
+@pytest.fixture(scope="session")
+def human3r_cli():
+    """`human3r_cli(*args, code=0)`: run the `human3r` command in-process (click's CliRunner); stdout and stderr
+    are kept apart. The exit code is checked unless `code=None`."""
+    from click.testing import CliRunner
+
+    from tasks.cli import cli
+
+    def run(*args, code: int | None = 0, env: dict | None = None):
+        result = CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+        if code is not None:
+            assert result.exit_code == code, (result.exit_code, result.stderr[-3000:], result.stdout[-2000:])
+        return result
+
+    return run

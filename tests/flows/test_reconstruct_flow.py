@@ -8,7 +8,7 @@ import pytest
 
 from storage.catalog import open_catalog
 from storage.fs import open_root
-from storage.parquet import read_failures
+from storage.writer import read_failures
 from tasks.options import ConvertOptions, DecodeOptions, ModelOptions, ReconstructOptions
 from tasks.sample import make_sample_video
 

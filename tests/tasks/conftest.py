@@ -61,23 +61,6 @@ def frames_numbered():
 
 
 @pytest.fixture(scope="session")
-def human3r_cli():
-    """`human3r_cli(*args, code=0)`: run the `human3r` command in-process (click's CliRunner); stdout and stderr
-    are kept apart. The exit code is checked unless `code=None`."""
-    from click.testing import CliRunner
-
-    from tasks.cli import cli
-
-    def run(*args, code: int | None = 0, env: dict | None = None):
-        result = CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
-        if code is not None:
-            assert result.exit_code == code, (result.exit_code, result.stderr[-3000:], result.stdout[-2000:])
-        return result
-
-    return run
-
-
-@pytest.fixture(scope="session")
 def tiny_model():
     """The untrained tiny network (the parity weights), loaded once per session."""
     from human3r.weights import load_model

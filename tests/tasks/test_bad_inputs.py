@@ -12,7 +12,7 @@ import pytest
 from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
-from storage.parquet import read_failures
+from storage.writer import read_failures
 from tasks.options import DecodeOptions, ReconstructOptions
 from tasks.reconstruct import reconstruct_video
 from tasks.sample import sample_frames

@@ -9,10 +9,11 @@ import time
 
 import pytest
 
-from storage import manifest
+from storage import delta
+from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
-from storage.parquet import read_failures
+from storage.writer import read_failures, read_table
 from tasks.options import ClusterOptions, DecodeOptions, ModelOptions, ReconstructOptions
 from tasks.sample import make_sample_video
 
@@ -89,7 +90,7 @@ def test_actor_killed_mid_video_is_replaced_and_video_lands_once(cluster, clips,
         worker.start()
         root = open_root(root_uri)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not list((tmp_path / "ds").glob("frames/*/*")):
+        while time.monotonic() < deadline and not list((tmp_path / "ds").glob("frames/*.parquet")):
             time.sleep(0.05)  # wait until the actor is writing this video's first chunk
         os.kill(pid, signal.SIGKILL)
         worker.join(timeout=300)
@@ -99,15 +100,17 @@ def test_actor_killed_mid_video_is_replaced_and_video_lands_once(cluster, clips,
         pool.shutdown()
     assert result.status == "ok" and result.attempts == 2
     assert result.frames == 240
-    commits = manifest.list_commits(root)
-    assert len(commits) == 1 and commits[0].rows["frames"] == 240
+    runs = read_table(root, "runs").to_pylist()
+    assert len(runs) == 1 and runs[0][S.N_FRAMES] == 240
     with open_catalog(root) as cat:
         assert cat.query("SELECT count(*), count(DISTINCT frame_idx) FROM frames").to_pylist()[0] == {
             "count_star()": 240, "count(DISTINCT frame_idx)": 240}
     assert read_failures(root).num_rows == 0
-    live = set(commits[0].files.values())
-    assert manifest.vacuum(root, min_age_s=0)  # the killed attempt left invisible orphans, now removed
-    assert {str(p.relative_to(tmp_path / "ds")) for p in (tmp_path / "ds").glob("frames/*/*")} <= live
+    from storage.maintenance import vacuum
+
+    vacuum(root, min_age_s=0)  # the killed attempt left a file no table references: now removed
+    live = {f.rsplit("/", 1)[-1] for f in delta.live_files(delta.open_table(root, S.FRAMES))}
+    assert {p.name for p in (tmp_path / "ds").glob("frames/*.parquet")} == live
 
 
 def test_video_over_its_time_limit_fails_and_the_pool_goes_on(cluster, clips, tmp_path):

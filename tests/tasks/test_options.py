@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from storage.manifest import params_hash
+from storage.dataset import params_hash
 from tasks.errors import OptionsError
 from tasks.options import ClusterOptions, DecodeOptions, ModelOptions, ReconstructOptions, build
 

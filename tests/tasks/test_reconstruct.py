@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from storage import manifest
 from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
@@ -83,7 +82,7 @@ def test_other_parameters_make_a_new_run(tiny_model, sample_video, tmp_path):
     b = reconstruct_video(sample_video, root, tiny_model, options=ReconstructOptions(
         decode=DecodeOptions(max_frames=5)))
     assert (a.status, b.status, b.frames) == ("ok", "ok", 5)
-    assert len(manifest.list_commits(root)) == 1  # same video: replaced, not added
+    assert q(root, "SELECT count(*) AS n, max(n_frames) AS f FROM runs") == [{"n": 1, "f": 5}]  # replaced
 
 
 def test_reset_interval_keeps_one_row_per_frame(tiny_model, sample_video, tmp_path):

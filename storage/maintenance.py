@@ -1,0 +1,135 @@
+"""Keeping a dataset small and fast: delete rows no live run uses, compact files by video, checkpoint, vacuum.
+
+* :func:`vacuum` deletes the rows of replaced runs (once their successor has been committed for `min_age_s`) and of
+  runs that crashed before committing (files older than `min_age_s`), then lets Delta delete the files no snapshot
+  references any more (older than `min_age_s`, so a reader that opened a snapshot a moment ago keeps its files).
+* :func:`compact` rewrites each table sorted by ``video_id`` into large files with small row groups (Delta's
+  Z-order on one column), so a per-video query reads a row group or two, then checkpoints and cleans up the log
+  and vacuums. Run it after each nightly (the `compact-dataset` flow does).
+
+Visible data never changes: both only remove what the live views (`storage.schema`) already ignore.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+from storage import dataset
+from storage import delta as D
+from storage import schema as S
+from storage.fs import Root
+
+ROW_GROUP_ROWS = 65_536  # rows per row group after compaction: what a per-video query reads at most per file
+TARGET_FILE_BYTES = 256 << 20
+
+
+@dataclasses.dataclass
+class MaintenanceReport:
+    dead_runs: dict[str, int] = dataclasses.field(default_factory=dict)  # table -> run ids whose rows were deleted
+    rows_deleted: dict[str, int] = dataclasses.field(default_factory=dict)
+    files_removed: dict[str, int] = dataclasses.field(default_factory=dict)  # by Delta vacuum
+    files_before: dict[str, int] = dataclasses.field(default_factory=dict)
+    files_after: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def line(self) -> str:
+        return (f"deleted {sum(self.rows_deleted.values())} rows of {len(set().union(*self.dead_runs.values()))} "
+                f"dead runs, removed {sum(self.files_removed.values())} unreferenced files"
+                if self.dead_runs else f"removed {sum(self.files_removed.values())} unreferenced files")
+
+
+def _run_file_ages(dt, table: S.Table, now: float) -> dict[str, float]:
+    """run id -> age in seconds of the newest live file holding its rows (files of one run: from the stats)."""
+    import duckdb
+
+    from storage.catalog import _sql_str  # the same quoting as the catalog's
+
+    actions = D.add_actions(dt)
+    ages: dict[str, float] = {}
+    mixed = []
+    for path, mtime_ms, lo, hi in actions:
+        age = now - mtime_ms / 1000
+        if lo is not None and lo == hi:
+            ages[lo] = min(ages.get(lo, math.inf), age)
+        else:
+            mixed.append((path, age))
+    if mixed:  # compacted files hold many runs: read their run ids
+        by_path = dict(mixed)
+        files = [f for f in D.live_files(dt) if any(f.endswith(p) for p in by_path)]
+        con = duckdb.connect(":memory:", config={"threads": 1})
+        rows = con.sql(f"SELECT DISTINCT {S.RUN_ID}, filename FROM read_parquet([{', '.join(map(_sql_str, files))}], "
+                       "filename=true)").fetchall()
+        con.close()
+        for run_id, filename in rows:
+            age = next(a for p, a in mixed if filename.endswith(p))
+            ages[run_id] = min(ages.get(run_id, math.inf), age)
+    return ages
+
+
+def dead_runs(root: Root, table: S.Table, dt, *, min_age_s: float, now: float | None = None) -> list[str]:
+    """Run ids whose rows in `table` no reader can need any more."""
+    now = time.time() if now is None else now
+    runs = D.read_table(root, S.RUNS, [S.VIDEO_ID, S.RUN_ID, S.FINISHED_AT]).to_pylist()
+    latest: dict[str, dict] = {}
+    for r in runs:  # the live-run rule of storage.schema: latest finished_at, ties by run id
+        best = latest.get(r[S.VIDEO_ID])
+        if best is None or (r[S.FINISHED_AT], r[S.RUN_ID]) > (best[S.FINISHED_AT], best[S.RUN_ID]):
+            latest[r[S.VIDEO_ID]] = r
+    live = {r[S.RUN_ID] for r in latest.values()}
+    committed = {r[S.RUN_ID]: r for r in runs}
+    dead = []
+    for run_id, age in _run_file_ages(dt, table, now).items():
+        if run_id in live:
+            continue
+        if run_id in committed:  # replaced: safe once its successor has been live for min_age_s
+            successor = latest[committed[run_id][S.VIDEO_ID]][S.FINISHED_AT].timestamp()
+            if now - successor >= min_age_s:
+                dead.append(run_id)
+        elif age >= min_age_s:  # never committed (crashed): its files are as old as its data commit
+            dead.append(run_id)
+    return sorted(dead)
+
+
+def vacuum(root: Root, *, min_age_s: float = 3600.0) -> MaintenanceReport:
+    """Delete dead rows and unreferenced files (see the module docstring). Returns what was removed."""
+    dataset.check_dataset(root)
+    report = MaintenanceReport()
+    for name in S.DATA_TABLES:
+        dt = D.open_table(root, S.TABLES[name])
+        if dt is None:
+            continue
+        dead = dead_runs(root, S.TABLES[name], dt, min_age_s=min_age_s)
+        report.dead_runs[name] = set(dead)
+        if dead:
+            metrics = dt.delete(f"{S.RUN_ID} IN ({', '.join(repr(r) for r in dead)})")
+            report.rows_deleted[name] = int(metrics.get("num_deleted_rows", 0))
+    for name in S.STORED_TABLES:
+        dt = D.open_table(root, S.TABLES[name])
+        if dt is not None:
+            removed = dt.vacuum(retention_hours=math.ceil(min_age_s / 3600), dry_run=False,
+                                enforce_retention_duration=False, full=True)
+            report.files_removed[name] = len(removed)
+    return report
+
+
+def compact(root: Root, *, min_age_s: float = 3600.0) -> MaintenanceReport:
+    """Vacuum dead rows, rewrite every table sorted by video into large files, checkpoint, clean the log, vacuum."""
+    from deltalake import WriterProperties
+
+    report = vacuum(root, min_age_s=min_age_s)
+    properties = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
+    for name in S.STORED_TABLES:
+        table = S.TABLES[name]
+        dt = D.open_table(root, table)
+        if dt is None:
+            continue
+        report.files_before[name] = len(dt.file_uris())
+        order = [S.VIDEO_ID] if S.VIDEO_ID in table.column_names and table.kind != "events" else [table.key]
+        dt.optimize.z_order(order, target_size=TARGET_FILE_BYTES, writer_properties=properties)
+        dt.create_checkpoint()
+        dt.cleanup_metadata()
+        report.files_removed[name] = report.files_removed.get(name, 0) + len(dt.vacuum(
+            retention_hours=math.ceil(min_age_s / 3600), dry_run=False, enforce_retention_duration=False, full=True))
+        report.files_after[name] = len(D.open_table(root, table).file_uris())
+    return report
