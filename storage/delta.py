@@ -117,6 +117,22 @@ def _commit(root: Root, table: S.Table, txn: str, attempt_commit) -> bool:
     raise StorageError(f"could not commit to table {table.name!r} after {COMMIT_ATTEMPTS} attempts: {last}")
 
 
+def rewrite(root: Root, table: S.Table, operation, what: str):
+    """Run `operation(dt)` (a delete, an optimize: a rewrite of existing files) until it lands. It fails when a
+    concurrent writer appended meanwhile (Delta's serializable check); the next attempt sees the new data."""
+    deltalake = _deltalake()
+    last: Exception | None = None
+    for attempt in range(COMMIT_ATTEMPTS):
+        dt = open_table(root, table)
+        try:
+            return operation(dt)
+        except deltalake.exceptions.CommitFailedError as err:
+            last = err
+            time.sleep(min(5.0, 0.05 * 2 ** attempt) * random.random())
+    raise StorageError(f"could not {what} table {table.name!r}: writers kept committing ({last}); run it again "
+                       "when the archive is quieter")
+
+
 def commit_files(root: Root, table: S.Table, files: Iterable[DataFile], txn: str) -> bool:
     """Append already-written files to the table in one transaction (idempotent per `txn`)."""
     from deltalake.transaction import AddAction

@@ -102,7 +102,8 @@ def vacuum(root: Root, *, min_age_s: float = 3600.0) -> MaintenanceReport:
         dead = dead_runs(root, S.TABLES[name], dt, min_age_s=min_age_s)
         report.dead_runs[name] = set(dead)
         if dead:
-            metrics = dt.delete(f"{S.RUN_ID} IN ({', '.join(repr(r) for r in dead)})")
+            predicate = f"{S.RUN_ID} IN ({', '.join(repr(r) for r in dead)})"
+            metrics = D.rewrite(root, S.TABLES[name], lambda t, p=predicate: t.delete(p), "delete dead rows from")
             report.rows_deleted[name] = int(metrics.get("num_deleted_rows", 0))
     for name in S.STORED_TABLES:
         dt = D.open_table(root, S.TABLES[name])
@@ -117,16 +118,20 @@ def compact(root: Root, *, min_age_s: float = 3600.0) -> MaintenanceReport:
     """Vacuum dead rows, rewrite every table sorted by video into large files, checkpoint, clean the log, vacuum."""
     from deltalake import WriterProperties
 
+    dataset.check_dataset(root)
+    before = {name: len(dt.file_uris()) for name in S.STORED_TABLES
+              if (dt := D.open_table(root, S.TABLES[name])) is not None}
     report = vacuum(root, min_age_s=min_age_s)
+    report.files_before = before
     properties = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
     for name in S.STORED_TABLES:
         table = S.TABLES[name]
-        dt = D.open_table(root, table)
-        if dt is None:
+        if D.open_table(root, table) is None:
             continue
-        report.files_before[name] = len(dt.file_uris())
         order = [S.VIDEO_ID] if S.VIDEO_ID in table.column_names and table.kind != "events" else [table.key]
-        dt.optimize.z_order(order, target_size=TARGET_FILE_BYTES, writer_properties=properties)
+        D.rewrite(root, table, lambda t, o=order: t.optimize.z_order(o, target_size=TARGET_FILE_BYTES,
+                                                                      writer_properties=properties), "compact")
+        dt = D.open_table(root, table)
         dt.create_checkpoint()
         dt.cleanup_metadata()
         report.files_removed[name] = report.files_removed.get(name, 0) + len(dt.vacuum(

@@ -45,11 +45,38 @@ def test_demo_through_real_server_and_worker(tmp_path):
         os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
         try:
             assert asyncio.run(_scheduled_nightly_runs()) > 0  # cron schedules fire (the sqlalchemy<2.1 pin)
+            # what `human3r watch` sends when footage lands: the on-new-footage trigger makes a run of it
+            from tasks.watch import Landed, footage_event, send_event
+
+            inbox = tmp_path / "inbox"
+            inbox.mkdir()
+            clip = inbox / "landed.mp4"
+            clip.write_bytes(b"not really a video")
+            st = clip.stat()
+            event = footage_event(inbox, [Landed(str(clip), st.st_size, st.st_mtime_ns)], str(tmp_path / "ev-ds"))
+            send_event(event, os.environ["PREFECT_API_URL"])
+            params = asyncio.run(_runs_of("on-new-footage"))
+            assert params == {"source": str(clip), "dataset": str(tmp_path / "ev-ds")}, params
         finally:
             os.environ.pop("PREFECT_API_URL")
     finally:
         stop = subprocess.run([*cli, "services", "stop"], env=env, capture_output=True, text=True, timeout=120)
     assert "worker" in stop.stdout and "server" in stop.stdout
+
+
+async def _runs_of(deployment: str) -> dict | None:
+    """The parameters of the first flow run of `deployment` the server creates (within 60 s)."""
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    async with PrefectClient(os.environ["PREFECT_API_URL"]) as client:
+        for _ in range(120):
+            runs = await client.read_flow_runs(deployment_filter=DeploymentFilter(
+                name=DeploymentFilterName(any_=[deployment])))
+            if runs:
+                return {k: v for k, v in runs[0].parameters.items() if k in ("source", "dataset")}
+            await asyncio.sleep(0.5)
+    return None
 
 
 async def _scheduled_nightly_runs() -> int:

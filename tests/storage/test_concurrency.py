@@ -1,0 +1,124 @@
+"""Readers never see a half-written or doubled video: writer processes re-run videos and are killed at random points
+while two readers poll — our DuckDB catalog, and a plain Delta reader (delta-rs -> pyarrow) that applies the rules
+documented in storage.schema — and a vacuum with a grace period runs alongside."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from storage import delta as D
+from storage import schema as S
+from storage.catalog import open_catalog
+from storage.maintenance import vacuum
+from storage.synthetic import SynthSpec, synth_video
+from storage.writer import RunInfo, write_video
+
+pytestmark = pytest.mark.slow
+
+WRITER = textwrap.dedent("""
+    import datetime as dt, random, sys
+    from storage.fs import open_root
+    from storage.synthetic import SynthSpec, synth_video
+    from storage.writer import RunInfo, write_video
+    root, ids, rnd = open_root(sys.argv[1]), sys.argv[2].split(","), random.Random(int(sys.argv[3]))
+    while True:  # re-run a random video with a random length, for ever (until killed)
+        vid, n = rnd.choice(ids), rnd.randint(5, 25)
+        v = synth_video(rnd.randint(0, 10**6), 0, SynthSpec(n_frames=n, points_per_frame=4, max_people=2))
+        run = RunInfo(model_version="m", preset="tiny", params={}, started_at=dt.datetime.now(dt.UTC),
+                      source_uri=f"/v/{vid}.mp4")
+        write_video(root, vid, run=run, videos={**v["videos"], "video_id": [vid]}, frames=v["frames"],
+                    humans=v["humans"], points=v["points"])
+""")
+
+
+def _check(runs: list[dict], frames: pa.Table, points: pa.Table) -> None:
+    """Every live video has exactly its run's frames and points, once each."""
+    expected = {r[S.VIDEO_ID]: r for r in runs}
+    keys = pc.binary_join_element_wise(frames.column(S.VIDEO_ID), pc.cast(frames.column(S.FRAME_IDX), pa.string()),
+                                       ":")
+    assert len(set(keys.to_pylist())) == frames.num_rows, "a frame appears twice"
+    got_frames = dict(zip(*[c.to_pylist() for c in pc.value_counts(frames.column(S.VIDEO_ID)).flatten()],
+                          strict=True))
+    got_points = dict(zip(*[c.to_pylist() for c in pc.value_counts(points.column(S.VIDEO_ID)).flatten()],
+                          strict=True))
+    assert set(got_frames) == set(expected), "a video is missing or unexpected"
+    for vid, run in expected.items():
+        assert got_frames[vid] == run[S.N_FRAMES], f"video {vid}: {got_frames[vid]} frames, run has {run[S.N_FRAMES]}"
+        assert got_points.get(vid, 0) == run[S.N_POINTS], f"video {vid}: partial points"
+
+
+def _read_with_catalog(root) -> None:
+    with open_catalog(root) as cat:
+        runs = cat.query(f"SELECT {S.VIDEO_ID}, {S.N_FRAMES}, {S.N_POINTS} FROM runs").to_pylist()
+        frames = cat.query(f"SELECT {S.VIDEO_ID}, {S.FRAME_IDX} FROM frames")
+        points = cat.query(f"SELECT {S.VIDEO_ID} FROM points")
+    _check(runs, frames, points)
+
+
+def _read_plain(root) -> None:
+    """Any Delta reader: runs first, latest per video; then rows whose run_id is live."""
+    runs = D.open_table(root, S.RUNS, version_check=False).to_pyarrow_table(
+        columns=[S.VIDEO_ID, S.RUN_ID, S.FINISHED_AT, S.N_FRAMES, S.N_POINTS]).to_pylist()
+    latest: dict[str, dict] = {}
+    for r in runs:
+        best = latest.get(r[S.VIDEO_ID])
+        if best is None or (r[S.FINISHED_AT], r[S.RUN_ID]) > (best[S.FINISHED_AT], best[S.RUN_ID]):
+            latest[r[S.VIDEO_ID]] = r
+    live = pa.array([r[S.RUN_ID] for r in latest.values()])
+    frames = D.open_table(root, S.FRAMES, version_check=False).to_pyarrow_table(
+        columns=[S.VIDEO_ID, S.RUN_ID, S.FRAME_IDX])
+    points = D.open_table(root, S.POINTS, version_check=False).to_pyarrow_table(columns=[S.VIDEO_ID, S.RUN_ID])
+    frames = frames.filter(pc.is_in(frames.column(S.RUN_ID), live))
+    points = points.filter(pc.is_in(points.column(S.RUN_ID), live))
+    _check(list(latest.values()), frames, points)
+
+
+def test_readers_never_see_a_partial_or_doubled_video_while_writers_die(root):
+    ids = []
+    for i in range(4):  # every video exists before the storm
+        v = synth_video(7, i, SynthSpec(n_frames=8, points_per_frame=4, max_people=2))
+        run = RunInfo(model_version="m", preset="tiny", params={}, started_at=S_now(), source_uri=f"/v/{i}.mp4")
+        write_video(root, v["video_id"], run=run, videos=v["videos"], frames=v["frames"], humans=v["humans"],
+                    points=v["points"])
+        ids.append(v["video_id"])
+    rnd = random.Random(0)
+    spawn = lambda seed: subprocess.Popen(  # noqa: E731
+        [sys.executable, "-c", WRITER, root.base, ",".join(ids), str(seed)], stderr=subprocess.PIPE, text=True)
+    writers = [spawn(s) for s in range(2)]
+    polls = kills = vacuums = 0
+    deadline = time.monotonic() + 25
+    try:
+        while time.monotonic() < deadline:
+            _read_with_catalog(root)
+            _read_plain(root)
+            polls += 1
+            if rnd.random() < 0.3:  # kill a writer at a random point of whatever it is doing, start another
+                k = rnd.randrange(len(writers))
+                assert writers[k].poll() is None, writers[k].stderr.read()  # it was alive: no crash of its own
+                writers[k].kill()
+                writers[k].wait()
+                writers[k] = spawn(rnd.randrange(10**6))
+                kills += 1
+            if polls % 5 == 0:  # replaced and crashed runs older than the grace period go, under the readers
+                vacuum(root, min_age_s=3)
+                vacuums += 1
+    finally:
+        for w in writers:
+            w.kill()
+            w.wait()
+    runs = D.read_table(root, S.RUNS).num_rows
+    assert polls >= 10 and kills >= 3 and vacuums >= 2 and runs > 10, (polls, kills, vacuums, runs)
+
+
+def S_now():  # noqa: N802
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
