@@ -65,14 +65,17 @@ CREATE MACRO camera_path() AS TABLE
     SELECT {S.VIDEO_ID}, {S.FRAME_IDX}, {S.TIMESTAMP_S}, cam_center({S.CAM_TO_WORLD}) AS center_m FROM frames;
 """
 
-def _latest(table: str, key: str, order: str) -> str:
+def _latest(table: str, key: str, order: str, where: str = "") -> str:
     return (f"SELECT * EXCLUDE (_rank) FROM (SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY {order}) "
-            f"AS _rank FROM {table}_all) WHERE _rank = 1")
+            f"AS _rank FROM {table}_all{where}) WHERE _rank = 1")
 
 
+_IN_LIVE_RUNS = f" WHERE {S.RUN_ID} IN (SELECT {S.RUN_ID} FROM runs)"
 _DATA_VIEWS = "\n".join(
-    f"CREATE VIEW {t} AS SELECT * FROM {t}_all WHERE {S.RUN_ID} IN (SELECT {S.RUN_ID} FROM runs);"
-    for t in S.DATA_TABLES
+    f"CREATE VIEW {t} AS SELECT * FROM {t}_all{_IN_LIVE_RUNS};" for t in S.DATA_TABLES
+) + "\n" + "\n".join(  # derived tables: the latest row per key among those of live runs
+    f"CREATE VIEW {t.name} AS {_latest(t.name, ', '.join(t.key), f'{t.latest_by} DESC', _IN_LIVE_RUNS)};"
+    for t in S.TABLES.values() if t.kind == "derived"
 )
 LIVE_VIEWS = f"""
 -- the live run of a video: its latest committed run
@@ -91,7 +94,7 @@ CREATE VIEW sources AS {_latest("sources", S.SOURCE_URI, f"{S.PROBED_AT} DESC")}
 
 READ_ONLY_STATEMENTS = {"SELECT"}
 _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
-_READ_ORDER = ("runs", "failures", "sources", *S.DATA_TABLES)  # runs first: see storage.schema
+_READ_ORDER = ("runs", *(n for n in S.STORED_TABLES if n != "runs"))  # runs first: see storage.schema
 
 
 def _sql_str(text: str) -> str:

@@ -128,7 +128,7 @@ def compact(root: Root, *, min_age_s: float = 3600.0) -> MaintenanceReport:
         table = S.TABLES[name]
         if D.open_table(root, table) is None:
             continue
-        order = [S.VIDEO_ID] if S.VIDEO_ID in table.column_names and table.kind != "events" else [table.key]
+        order = [S.VIDEO_ID] if S.VIDEO_ID in table.column_names and table.kind != "events" else list(table.key)
         D.rewrite(root, table, lambda t, o=order: t.optimize.z_order(o, target_size=TARGET_FILE_BYTES,
                                                                       writer_properties=properties), "compact")
         dt = D.open_table(root, table)

@@ -42,6 +42,8 @@ run's ``run_id``), then its row to ``runs``, which is the moment the video becom
 3. **videos** is not stored: it is the video columns of the live runs.
 4. **failures**: the latest row per ``source_uri``, unless a run of the same ``source_uri`` finished after it.
 5. **sources**: the latest row per ``source_uri`` (a cache of what discovery has seen).
+6. **derived tables** (computed from a run's rows, kind ``derived``): the latest row per ``key`` (by
+   ``latest_by``) among the rows whose ``run_id`` is a live run.
 
 Read ``runs`` first, then the data tables (or both in one snapshot): rows are committed before the run that makes
 them visible, and replaced rows are kept for the grace period, so that order never shows a half-written video.
@@ -199,7 +201,9 @@ class Table:
     """A table of the dataset: a Delta table under the root, or (``kind="view"``) a view the catalog derives.
 
     kind: ``data`` (rows of one run, live when their run is: frames, humans, points), ``runs`` (one row per
-    committed run), ``events`` (failures) and ``cache`` (sources), both latest row per ``key``, or ``view``.
+    committed run), ``events`` (failures) and ``cache`` (sources), both the latest row per ``key``, ``derived``
+    (computed from a run's rows, e.g. quality scores or fused scenes: the latest row per ``key`` among those of live
+    runs), or ``view``.
     """
 
     name: str
@@ -207,7 +211,8 @@ class Table:
     columns: tuple[Column, ...]
     kind: str = "data"
     sort_by: tuple[str, ...] = ()  # order of the rows within a file
-    key: str | None = None  # events and cache: the column whose latest row counts
+    key: tuple[str, ...] = ()  # events, cache, derived: the columns whose latest row counts
+    latest_by: str | None = None  # events, cache, derived: the column that orders rows of one key
     stats: tuple[str, ...] = (VIDEO_ID, RUN_ID)  # columns with per-file min/max statistics in the Delta log
 
     @property
@@ -306,7 +311,8 @@ FAILURES = Table(
         Column(FAILED_AT, _TS, "when it failed (UTC)"),
     ),
     kind="events",
-    key=SOURCE_URI,
+    key=(SOURCE_URI,),
+    latest_by=FAILED_AT,
     stats=(SOURCE_URI, FAILED_AT),
 )
 
@@ -324,7 +330,8 @@ SOURCES = Table(
         Column(PROBE_ERROR, pa.string(), "why it could not be used (one line), null when it could", nullable=True),
     ),
     kind="cache",
-    key=SOURCE_URI,
+    key=(SOURCE_URI,),
+    latest_by=PROBED_AT,
     stats=(SOURCE_URI,),
 )
 

@@ -250,12 +250,19 @@ def write_failure(root: Root, *, source_uri: str, stage: str, error: BaseExcepti
     D.append_rows(root, S.FAILURES, conform(S.FAILURES, row), uuid.uuid4().hex)
 
 
-def write_sources(root: Root, rows: pa.Table | Mapping) -> None:
-    """Record what discovery saw (one transaction; the latest row of a source counts)."""
-    table = conform(S.SOURCES, rows)
+def write_rows(root: Root, name: str, rows: pa.Table | Mapping, *, txn: str | None = None) -> int:
+    """Append rows to a table that is not written per run (sources, derived tables) in one transaction; `txn`
+    makes a retried call land once. Returns the number of rows."""
+    table = conform(S.TABLES[name], rows)
     if table.num_rows:
         dataset.init_dataset(root)
-        D.append_rows(root, S.SOURCES, table, uuid.uuid4().hex)
+        D.append_rows(root, S.TABLES[name], table, txn or uuid.uuid4().hex)
+    return table.num_rows
+
+
+def write_sources(root: Root, rows: pa.Table | Mapping) -> None:
+    """Record what discovery saw (one transaction; the latest row of a source counts)."""
+    write_rows(root, S.SOURCES.name, rows)
 
 
 def read_table(root: Root, name: str, video_ids: Iterable[str] | None = None) -> pa.Table:
