@@ -54,6 +54,10 @@ USAGE_ERRORS = {  # name -> (argv builder, text the one line must contain)
                              "cannot read the dataset"),
     "query an ftp root": (lambda p: ("query", "--root", "ftp://host/x", "SELECT 1"), "unsupported dataset root"),
     "vacuum a missing dataset": (lambda p: ("vacuum", "--root", p["dir"] / "nothing"), "no dataset at"),
+    "compact a missing dataset": (lambda p: ("compact", "--root", p["dir"] / "nothing"), "no dataset at"),
+    "migrate a missing dataset": (lambda p: ("migrate", "--root", p["dir"] / "nothing"), "no dataset at"),
+    "migrate to an unsupported root": (lambda p: ("migrate", "--root", p["dir"] / "nothing", "--out", "gs://b/x"),
+                                       "unsupported dataset root"),
     "synth zero videos": (lambda p: ("synth", "--root", p["dir"] / "s", "--videos", "0"), "--videos"),
     "bad weights spec": (lambda p: ("weights", "resolve", "untrained:huge"), "untrained:<preset>"),
 }
