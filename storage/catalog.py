@@ -118,6 +118,7 @@ class Catalog:
         dataset.check_dataset(root)
         self.root = root
         self.con = duckdb.connect(":memory:", config={"threads": threads or min(os.cpu_count() or 1, 4)})
+        self.con.execute("SET enable_progress_bar=false")  # DuckDB's own bar would print on our stdout
         self.uses_delta_extension = use_delta_extension and root.is_local and _delta_extension(self.con)
         self.versions: dict[str, int | None] = {}  # table -> the Delta version the snapshot read
         for name in _READ_ORDER:

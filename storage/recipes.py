@@ -33,4 +33,29 @@ RECIPES: dict[str, tuple[str, str]] = {
         "Videos that failed, and why",
         "SELECT source_uri, stage, error_type, message FROM failures ORDER BY failed_at DESC",
     ),
+    "clean_tracks": (
+        "Long, steady tracks worth labelling, steadiest first (track_quality: `human3r labels score`)",
+        "SELECT video_id, track_id, n_frames, round(jitter_mps3) AS jitter_mps3, round(max_jump_m, 2) AS jump_m, "
+        "round(foot_sliding_mps, 2) AS sliding_mps, round(ground_penetration_m, 3) AS penetration_m "
+        "FROM track_quality WHERE n_frames >= 60 AND visible_frac >= 0.9 AND detection_score_mean >= 0.5 "
+        "ORDER BY jitter_mps3 LIMIT 10",
+    ),
+    "label_yield": (
+        "Per video: tracks scored, and how many pass a typical labelling filter",
+        "SELECT video_id, count(*) AS tracks, count(*) FILTER (WHERE jitter_mps3 < 200 AND betas_abs_max < 3 "
+        "AND coalesce(ground_penetration_m, 0) < 0.05) AS clean_tracks, round(avg(jitter_mps3)) AS mean_jitter "
+        "FROM track_quality GROUP BY video_id ORDER BY clean_tracks DESC, video_id LIMIT 10",
+    ),
+    "unscored_videos": (
+        "Videos with people whose live run has no track_quality rows yet (run `human3r labels score`)",
+        "SELECT video_id, n_tracks, finished_at FROM runs WHERE n_tracks > 0 AND run_id NOT IN "
+        "(SELECT run_id FROM track_quality) ORDER BY finished_at DESC",
+    ),
+}
+
+# Recipes that answer only once a derived table has rows (the recipe test checks they run everywhere, and answer
+# where that table is filled): recipe -> the table and the command that fills it.
+NEEDS: dict[str, tuple[str, str]] = {
+    "clean_tracks": ("track_quality", "human3r labels score"),
+    "label_yield": ("track_quality", "human3r labels score"),
 }

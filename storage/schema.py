@@ -193,7 +193,9 @@ class Column:
     nullable: bool = False
 
     def field(self) -> pa.Field:
-        return pa.field(self.name, self.type, nullable=self.nullable, metadata={b"doc": self.doc.encode()})
+        """The Arrow field. The doc stays here (and in `human3r schema`): Delta tables keep field metadata in their
+        schema and refuse appends whose metadata differs, so a reworded doc would lock existing datasets."""
+        return pa.field(self.name, self.type, nullable=self.nullable)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,7 +410,143 @@ POINTS = Table(
     sort_by=(VIDEO_ID, FRAME_IDX),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (VIDEOS, RUNS, FAILURES, SOURCES, FRAMES, HUMANS, POINTS)}
+# track_quality (derived): per-track label quality, computed by tasks/labels/quality.py (`human3r labels score`)
+N_FRAMES_TRACK, FIRST_FRAME_IDX, LAST_FRAME_IDX = "n_frames", "first_frame_idx", "last_frame_idx"
+VISIBLE_FRAC, N_GAPS, MAX_GAP_FRAMES = "visible_frac", "n_gaps", "max_gap_frames"
+DETECTION_SCORE_MEAN, POINT_CONF_MEAN, N_POINTS_NEAR = "detection_score_mean", "point_conf_mean", "n_points_near"
+HAS_JOINTS, JITTER_MPS3, MAX_JUMP_M = "has_joints", "jitter_mps3", "max_jump_m"
+FOOT_SLIDING_MPS, FOOT_CONTACT_FRAC = "foot_sliding_mps", "foot_contact_frac"
+GROUND_PENETRATION_M, GROUND_PENETRATION_MAX_M = "ground_penetration_m", "ground_penetration_max_m"
+BETAS_NORM_MIN, BETAS_NORM_MAX, BETAS_ABS_MAX = "betas_norm_min", "betas_norm_max", "betas_abs_max"
+GROUND_NORMAL_WORLD, GROUND_OFFSET_M = "ground_normal_world", "ground_offset_m"
+GROUND_INLIER_FRAC = "ground_inlier_frac"
+COMPUTED_AT = "computed_at"
+# the constants the metrics are defined with (documented in the columns below; tasks/labels/quality.py uses them)
+QUALITY_BODY_JOINTS = 22  # SMPL-X skeleton joints 0-21 (pelvis .. wrists): the joints of jitter and point_conf_mean
+QUALITY_FOOT_JOINTS = (60, 61, 62, 63, 64, 65)  # smplx's left/right big toe, small toe, heel (on the sole)
+QUALITY_CONTACT_M = 0.05  # a foot point within this height of the ground (or below it) is in contact
+QUALITY_NEAR_JOINT_M = 0.25  # a scene point this close to a body joint is "under the person"
+QUALITY_NEAR_HEAD_M = 0.5  # ... or this close to the head joint when there are no joints
+GROUND_INLIER_M = 0.03  # RANSAC inlier distance of the ground-plane fit
+GROUND_MAX_TILT_DEG = 30.0  # the ground's normal is within this angle of the first camera's up (-y) axis
+
+_GROUND = (f"the video's ground plane, fitted to its live scene points (RANSAC over planes whose normal is within "
+           f"{GROUND_MAX_TILT_DEG:g} deg of the first camera's up axis -y and that lie below the people's heads, "
+           f"{GROUND_INLIER_M * 100:g} cm inliers, most inliers wins, refined by least squares on the inliers)")
+TRACK_QUALITY = Table(
+    "track_quality",
+    "Quality of each person track of a video's live run, one row per (video_id, track_id): what pseudo-label "
+    "selection filters on (`human3r labels build --where ...`). Computed by `human3r labels score` "
+    "(tasks/labels/quality.py) from the run's humans, frames and points rows. 'Joints' are the stored SMPL-X joints "
+    f"(joints_world_m); without them (no body model) the motion metrics use the head joint and the ground metrics "
+    f"are null. Ground: {_GROUND}.",
+    (
+        _VIDEO,
+        _RUN,
+        Column(TRACK_ID, _I32, "person track id (humans.track_id)"),
+        Column(N_FRAMES_TRACK, _I32, "processed frames in which the track was seen (its rows in humans)"),
+        Column(FIRST_FRAME_IDX, _I32, "frame_idx of its first row"),
+        Column(LAST_FRAME_IDX, _I32, "frame_idx of its last row"),
+        Column(DURATION_S, _F64, "seconds from its first to its last row (timestamp_s difference)"),
+        Column(VISIBLE_FRAC, _F32, "n_frames / processed frames of the run from its first to its last row, in (0, 1]; "
+                                   "1 = seen in every processed frame of its span"),
+        Column(N_GAPS, _I32, "gaps: runs of consecutive processed frames inside the span where the track is absent"),
+        Column(MAX_GAP_FRAMES, _I32, "processed frames in the longest gap (0 without gaps)"),
+        Column(DETECTION_SCORE_MEAN, _F32, "mean detection_score over its rows, in [0, 1]"),
+        Column(POINT_CONF_MEAN, _F32, "mean pointmap confidence (points.conf, >= 1) of the scene points of the same "
+                                      f"frames within {QUALITY_NEAR_JOINT_M:g} m of one of its {QUALITY_BODY_JOINTS} "
+                                      f"body joints (without joints: within {QUALITY_NEAR_HEAD_M:g} m of the head "
+                                      "joint); null when no point is that close", nullable=True),
+        Column(N_POINTS_NEAR, _I64, "how many scene points point_conf_mean averages"),
+        Column(HAS_JOINTS, pa.bool_(), "every row has joints_world_m (a body model was used at reconstruct time)"),
+        Column(JITTER_MPS3, _F32, "mean jerk, m/s^3: mean over windows of 4 consecutive processed frames (no gap) and "
+                                  f"over the {QUALITY_BODY_JOINTS} body joints (or the head joint) of "
+                                  "norm(x[t+3] - 3 x[t+2] + 3 x[t+1] - x[t]) / dt^3, dt = the track's median time "
+                                  "step; null with fewer than 4 consecutive frames", nullable=True),
+        Column(MAX_JUMP_M, _F32, "largest head-joint displacement between consecutive processed frames (no gap), "
+                                 "metres, world frame; null for a single frame", nullable=True),
+        Column(FOOT_SLIDING_MPS, _F32, "foot sliding, m/s: mean over the foot points (smplx joints 60-65: big "
+                                       "toe, small toe, heel of each foot) and consecutive processed frames where the "
+                                       f"point is within {QUALITY_CONTACT_M * 100:g} cm of the ground (or below) in "
+                                       "both, of its displacement parallel to the ground / dt; null without joints, "
+                                       "ground or contacts", nullable=True),
+        Column(FOOT_CONTACT_FRAC, _F32, "fraction of its frames with a foot point within "
+                                        f"{QUALITY_CONTACT_M * 100:g} cm of the ground (or below); null without "
+                                        "joints or ground", nullable=True),
+        Column(GROUND_PENETRATION_M, _F32, "mean over its frames of max(0, -h), h = height of its lowest body joint "
+                                           "or foot point above the ground plane, metres; null without joints or "
+                                           "ground", nullable=True),
+        Column(GROUND_PENETRATION_MAX_M, _F32, "largest max(0, -h) over its frames, metres; null without joints or "
+                                               "ground", nullable=True),
+        Column(BETAS_NORM_MIN, _F32, "smallest L2 norm of betas (the 10 shape coefficients) over its rows"),
+        Column(BETAS_NORM_MAX, _F32, "largest L2 norm of betas over its rows (with betas_norm_min: the range of "
+                                     "the norm)"),
+        Column(BETAS_ABS_MAX, _F32, "largest abs(beta_i) over rows and coefficients (shapes are ~N(0, 1): > 3 is "
+                                    "implausible)"),
+        Column(GROUND_NORMAL_WORLD, _vec(3), "unit normal of the ground plane pointing up (floor -> people), world "
+                                             "frame; null when the video has too few scene points", nullable=True),
+        Column(GROUND_OFFSET_M, _F32, "d of the ground plane n.x + d = 0: the height of a point x above the floor is "
+                                      "n.x + d, so the first camera is d metres above it", nullable=True),
+        Column(GROUND_INLIER_FRAC, _F32, f"fraction of the fitted points within {GROUND_INLIER_M * 100:g} cm of the "
+                                         "ground plane", nullable=True),
+        Column(COMPUTED_AT, _TS, "when the row was computed (UTC); the latest row per (video_id, track_id) of the "
+                                 "live run counts"),
+    ),
+    kind="derived",
+    key=(VIDEO_ID, TRACK_ID),
+    latest_by=COMPUTED_AT,
+    sort_by=(VIDEO_ID, TRACK_ID),
+)
+
+# scenes (derived): fused scene clouds, computed by tasks/scenes/fuse.py (`human3r fuse`, flow `fuse-scenes`)
+VOXEL_SIZE_M, CONF_MIN, PEOPLE_MARGIN_M, PEOPLE_FROM = "voxel_size_m", "conf_min", "people_margin_m", "people_from"
+N_POINTS_IN, N_POINTS_FUSED, N_VOXELS, N_POINTS_OUT = "n_points_in", "n_points_fused", "n_voxels", "n_points_out"
+SCENE_PATH, MESH_PATH, N_MESH_TRIANGLES, FUSED_AT = "scene_path", "mesh_path", "n_mesh_triangles", "fused_at"
+EXPORTS_DIR = "_exports"  # files made from a run (fused scenes, GLB, BVH, meshes), beside the tables, never in them
+EXPORT_DIR = "_exports/{video_id}/{run_id}"  # one folder per video and run
+SCENE_FILE = "_exports/{video_id}/{run_id}/scene-{params_hash}.ply"  # the fused cloud of one fusion parameter set
+
+SCENES = Table(
+    "scenes",
+    "One row per fusion of a video's live run into a scene: a voxel-fused, cleaned point cloud (binary PLY, world "
+    "frame, metres) and optionally a Poisson surface mesh, with the counts of each step. Written by `human3r fuse` "
+    "and the flow `fuse-scenes` (tasks/scenes/fuse.py); the files live under ROOT/_exports/, not in the table.",
+    (
+        _VIDEO,
+        _RUN,
+        Column(MODEL_VERSION, pa.string(), "model identity of the fused run (runs.model_version)"),
+        Column(VOXEL_SIZE_M, _F32, "voxel edge length, metres: each output point is the mean of the points of one "
+                                   "voxel (position, colour, confidence)"),
+        Column(CONF_MIN, _F32, "points with a confidence below this were left out"),
+        Column(PEOPLE_MARGIN_M, _F32, "points within this distance of a person of the same frame were left out; "
+                                      "null when people were kept", nullable=True),
+        Column(PEOPLE_FROM, pa.string(), "what the people were: 'mesh' (SMPL-X bodies posed with a body model), "
+                                         "'joints' (stored joints_world_m), 'head' (a capsule from the head joint "
+                                         "along the body axis); null when people were kept", nullable=True),
+        Column(N_POINTS_IN, _I64, "points of the run (runs.n_points): what the fusion scanned"),
+        Column(N_POINTS_FUSED, _I64, "points fused into voxels (after the confidence and people filters)"),
+        Column(N_VOXELS, _I64, "occupied voxels"),
+        Column(N_POINTS_OUT, _I64, "points in the written cloud (voxels with enough hits that are not statistical "
+                                   "outliers)"),
+        Column(SCENE_PATH, pa.string(), "the fused cloud (binary PLY with colours, confidence and hits): relative "
+                                        "to the dataset root (_exports/<video_id>/<run_id>/scene-<hash>.ply) or "
+                                        "absolute when written elsewhere"),
+        Column(MESH_PATH, pa.string(), "Poisson surface mesh (PLY) beside it; null when not asked for",
+               nullable=True),
+        Column(N_MESH_TRIANGLES, _I64, "triangles of the mesh; null without a mesh", nullable=True),
+        Column(PARAMS_JSON, pa.string(), "every fusion parameter as canonical JSON (sorted keys)"),
+        Column(PARAMS_HASH, pa.string(), "sha256 prefix of params_json: a fusion with the same hash is not redone"),
+        Column(SECONDS, _F64, "wall-clock seconds of the fusion"),
+        Column(FUSED_AT, _TS, "when it finished (UTC); the latest row per video of its live run counts"),
+    ),
+    kind="derived",
+    key=(VIDEO_ID,),
+    latest_by=FUSED_AT,
+    sort_by=(VIDEO_ID, FUSED_AT),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (VIDEOS, RUNS, FAILURES, SOURCES, FRAMES, HUMANS, POINTS,
+                                                 TRACK_QUALITY, SCENES)}
 STORED_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.stored)
 DATA_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.kind == "data")
 

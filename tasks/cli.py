@@ -47,6 +47,9 @@ class _Group(click.Group):
         "demo": ("tasks.cli_run", "demo"),
         "services": ("tasks.cli_run", "services"),
         "watch": ("tasks.cli_watch", "watch"),
+        "fuse": ("tasks.cli_fuse", "fuse"), "export": ("tasks.cli_fuse", "export"), "view": ("tasks.cli_fuse", "view"),
+        "labels": ("tasks.cli_labels", "labels"),
+        "dashboard": ("tasks.cli_dashboard", "dashboard"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

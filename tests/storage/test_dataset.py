@@ -76,3 +76,17 @@ def test_tables_carry_the_contract(root):
         assert names == S.TABLES[name].column_names, name
     assert D.ensure_table(root, S.RUNS).version() == 0  # opening again creates nothing
     assert "videos" not in S.STORED_TABLES and not root.local_path("videos").exists()
+
+
+def test_rewording_a_column_doc_does_not_lock_existing_tables(root, monkeypatch):
+    """Docs live in schema.py, not in the Delta schema: a new release may reword them and still append."""
+    import dataclasses
+
+    from storage.synthetic import SynthSpec, write_synthetic_dataset
+    from storage.writer import read_table
+
+    write_synthetic_dataset(root, 1, SynthSpec(n_frames=5, points_per_frame=4))
+    reworded = tuple(dataclasses.replace(c, doc=c.doc + " (reworded)") for c in S.FRAMES.columns)
+    monkeypatch.setitem(S.TABLES, "frames", dataclasses.replace(S.FRAMES, columns=reworded))
+    write_synthetic_dataset(root, 2, SynthSpec(n_frames=5, points_per_frame=4), seed=1)
+    assert read_table(root, "frames").num_rows == 15

