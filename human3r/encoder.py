@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from human3r.config import EncoderConfig
-from human3r.layers import LN_EPS, Block, PatchEmbed
+from human3r.layers import LN_EPS, Block, PatchEmbed, Rope
 
 
 class ImageEncoder(nn.Module):
-    """(1, 3, H, W) normalised image -> (1, N, C) tokens and (1, N, 2) int64 (row, col) patch positions."""
+    """(B, 3, H, W) normalised image -> (B, N, C) tokens and (B, N, 2) int64 (row, col) patch positions."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -23,18 +23,20 @@ class ImageEncoder(nn.Module):
         rope = "fp16" if cfg.rope_fp16 else "fp32"
         self.patch_embed = PatchEmbed(3, cfg.embed_dim, cfg.patch_size)
         self.enc_blocks = nn.ModuleList(
-            [Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, rope, cfg.rope_base) for _ in range(cfg.depth)]
+            [Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, rope) for _ in range(cfg.depth)]
         )
         self.enc_norm = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
         # Unused at inference (ray-map input branch); kept for state-dict parity.
         self.patch_embed_ray_map = PatchEmbed(6, cfg.embed_dim, cfg.patch_size)
         self.enc_blocks_ray_map = nn.ModuleList(
-            [Block(cfg.embed_dim, cfg.ray_num_heads, cfg.mlp_ratio, rope, cfg.rope_base) for _ in range(cfg.ray_depth)]
+            [Block(cfg.embed_dim, cfg.ray_num_heads, cfg.mlp_ratio, rope) for _ in range(cfg.ray_depth)]
         )
         self.enc_norm_ray_map = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
 
     def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, pos = self.patch_embed(img)
+        x = x.float()  # the residual stream stays float32 in every precision (autocast runs the matmuls)
+        rope = Rope(pos, self.cfg.rope_base)
         for blk in self.enc_blocks:
-            x = blk(x, pos)
+            x = blk(x, rope)
         return self.enc_norm(x), pos

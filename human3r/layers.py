@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from human3r.precision import float32_island
+
 LN_EPS = 1e-6  # every LayerNorm in the network
 
 
@@ -22,27 +24,78 @@ LN_EPS = 1e-6  # every LayerNorm in the network
 # RoPE2D
 
 
+def rope_tables(pos: torch.Tensor, head_dim: int, base: float = 100.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 (cos, sin) tables of RoPE2D for `pos` (B, N, 2) and a head dim D: each (B, N, D).
+
+    Laid out to match the channels they multiply: cos = [cos_row, cos_row, cos_col, cos_col] and
+    sin = [-sin_row, sin_row, -sin_col, sin_col], each piece D/4 wide, so that RoPE is
+    `x * cos + swap(x) * sin` with `swap` exchanging the two quarters of each half (see `apply_rope`).
+    """
+    q = head_dim // 4
+    inv_freq = 1.0 / (base ** (torch.arange(0, q, device=pos.device, dtype=torch.float32) / q))  # (Q,)
+    cos, sin = [], []
+    for axis in range(2):
+        angle = pos[..., axis].to(torch.float32)[..., None] * inv_freq  # (B, N, Q)
+        c, s = angle.cos(), angle.sin()
+        cos += [c, c]
+        sin += [-s, s]
+    return torch.cat(cos, dim=-1), torch.cat(sin, dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, fp16: bool = False) -> torch.Tensor:
+    """RoPE2D of x (B, N, ..., D) (token-major: any head dims between N and D) with (B, N, D) tables from
+    `rope_tables`, computed in float32; returns a contiguous tensor of x's dtype.
+
+    Per half, (u, v) -> (u cos - v sin, v cos + u sin): bit-identical to the four-piece formula (u cos + v (-sin)
+    rounds exactly like u cos - v sin). fp16=True reproduces the reference encoder quirk: float32 q/k rounded to
+    float16 before and after the rotation (a no-op for bfloat16 q/k, which are coarser than float16 already).
+    """
+    dtype = x.dtype
+    fp16 = fp16 and dtype == torch.float32
+    shape = (*cos.shape[:2], *([1] * (x.dim() - 3)), cos.shape[-1])
+    cos, sin = cos.view(shape), sin.view(shape)
+    y = x.to(torch.float16).float() if fp16 else x.float()
+    swapped = y.unflatten(-1, (2, 2, -1)).flip(-2).flatten(-3)  # [v_row, u_row, v_col, u_col]
+    y = y * cos + swapped * sin
+    return (y.to(torch.float16) if fp16 else y).to(dtype)
+
+
 def rope2d(tokens: torch.Tensor, pos: torch.Tensor, base: float = 100.0, fp16: bool = False) -> torch.Tensor:
-    """Apply RoPE2D.
+    """Apply RoPE2D (tables computed on the spot; layers share them through `Rope`).
 
     tokens: (B, heads, N, D) with D % 4 == 0; pos: (B, N, 2) integer (row, col), negatives allowed.
     fp16=True reproduces the reference encoder quirk: q/k are rounded to float16, rotated in float32 with float32
-    cos/sin, rounded to float16 again and returned as float32.
-    Returns a float32 tensor of the same shape.
+    cos/sin, rounded to float16 again. Returns a tensor of tokens' dtype (float32 for float32 input).
     """
-    x = tokens.to(torch.float16).float() if fp16 else tokens.float()
-    d = x.shape[-1]
-    q = d // 4
-    inv_freq = 1.0 / (base ** (torch.arange(0, q, device=x.device, dtype=torch.float32) / q))  # (Q,)
-    out = []
-    for axis in range(2):
-        half = x[..., axis * 2 * q:(axis + 1) * 2 * q]
-        u, v = half[..., :q], half[..., q:]
-        angle = pos[..., axis].to(torch.float32)[:, None, :, None] * inv_freq  # (B, 1, N, Q)
-        cos, sin = angle.cos(), angle.sin()
-        out += [u * cos - v * sin, v * cos + u * sin]
-    y = torch.cat(out, dim=-1)
-    return y.to(torch.float16).float() if fp16 else y
+    cos, sin = rope_tables(pos, tokens.shape[-1], base)
+    return apply_rope(tokens.transpose(1, 2), cos, sin, fp16).transpose(1, 2)
+
+
+class Rope:
+    """The RoPE2D positions of one token sequence, with their cos/sin tables computed once per head dim.
+
+    One is made per forward for each sequence (image tokens, state tokens) and handed to every attention layer
+    that reads it, so the tables are not recomputed in each of the 24 encoder or decoder blocks. Layers rotate
+    q and k in token-major layout (B, N, ..., D), where the broadcast over heads is cheapest, before they
+    transpose them for attention.
+    """
+
+    def __init__(self, pos: torch.Tensor, base: float = 100.0):
+        self.pos = pos  # (B, N, 2) int64 (row, col)
+        self.base = base
+        self._tables: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor, fp16: bool = False) -> torch.Tensor:
+        """x (B, N, ..., D) -> rotated, x's dtype."""
+        d = x.shape[-1]
+        if d not in self._tables:
+            self._tables[d] = rope_tables(self.pos, d, self.base)
+        return apply_rope(x, *self._tables[d], fp16=fp16)
+
+
+def _attn_mask(key_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, Nk) bool, True = a real key -> SDPA mask (B, 1, 1, Nk), or None when every key is real."""
+    return None if key_mask is None else key_mask[:, None, None, :]
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -52,61 +105,71 @@ def rope2d(tokens: torch.Tensor, pos: torch.Tensor, base: float = 100.0, fp16: b
 class Attention(nn.Module):
     """Multi-head self-attention with optional RoPE2D on q and k. `rope` is None, "fp32" or "fp16"."""
 
-    def __init__(self, dim: int, num_heads: int, rope: str | None = None, rope_base: float = 100.0):
+    def __init__(self, dim: int, num_heads: int, rope: str | None = None):
         super().__init__()
         self.num_heads = num_heads
         self.rope = rope
-        self.rope_base = rope_base
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, N, C), pos: (B, N, 2) -> (B, N, C)."""
+    def forward(self, x: torch.Tensor, pos: Rope | None = None, key_mask: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """x: (B, N, C), pos: positions of x, key_mask: (B, N) bool (False = padding, never attended) -> (B, N, C)."""
         b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads)
+        qk, v = qkv[:, :, :2], qkv[:, :, 2].transpose(1, 2)
         if self.rope is not None and pos is not None:
-            q = rope2d(q, pos, self.rope_base, fp16=self.rope == "fp16")
-            k = rope2d(k, pos, self.rope_base, fp16=self.rope == "fp16")
-        y = F.scaled_dot_product_attention(q, k, v)
+            qk = pos(qk, self.rope == "fp16")  # q and k together: one set of elementwise ops
+        q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=_attn_mask(key_mask))
         return self.proj(y.transpose(1, 2).reshape(b, n, c))
 
 
 class CrossAttention(nn.Module):
     """Multi-head cross-attention (separate q/k/v projections) with optional fp32 RoPE2D.
 
-    With `gate_logits=True` it also returns the mean attention logit of every query over all keys,
+    With `gate_logits=True` it also returns the mean attention logit of every query over all (real) keys,
     (B, heads, Nq): the TTT3R state-update gate input. Mean over keys of q.k is q.mean(k), so the full
     logit matrix is never materialised.
     """
 
-    def __init__(self, dim: int, num_heads: int, rope: str | None = None, rope_base: float = 100.0):
+    def __init__(self, dim: int, num_heads: int, rope: str | None = None):
         super().__init__()
         self.num_heads = num_heads
         self.rope = rope
-        self.rope_base = rope_base
         self.projq = nn.Linear(dim, dim)
         self.projk = nn.Linear(dim, dim)
         self.projv = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, xpos: torch.Tensor | None, ypos: torch.Tensor | None,
-                gate_logits: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, Nq, C) queries, y: (B, Nk, C) keys/values -> ((B, Nq, C), (B, heads, Nq) or None)."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor, xpos: Rope | None, ypos: Rope | None,
+                gate_logits: bool = False, key_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, Nq, C) queries, y: (B, Nk, C) keys/values, key_mask: (B, Nk) bool (False = padding)
+        -> ((B, Nq, C), (B, heads, Nq) float32 or None)."""
         b, nq, c = x.shape
         nk = y.shape[1]
         h = self.num_heads
-        q = self.projq(x).reshape(b, nq, h, c // h).transpose(1, 2)
-        k = self.projk(y).reshape(b, nk, h, c // h).transpose(1, 2)
+        q = self.projq(x).reshape(b, nq, h, c // h)
+        k = self.projk(y).reshape(b, nk, h, c // h)
         v = self.projv(y).reshape(b, nk, h, c // h).transpose(1, 2)
         if self.rope is not None:
             if xpos is not None:
-                q = rope2d(q, xpos, self.rope_base, fp16=self.rope == "fp16")
+                q = xpos(q, self.rope == "fp16")
             if ypos is not None:
-                k = rope2d(k, ypos, self.rope_base, fp16=self.rope == "fp16")
-        out = F.scaled_dot_product_attention(q, k, v)
+                k = ypos(k, self.rope == "fp16")
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=_attn_mask(key_mask))
         logits = None
         if gate_logits:
-            logits = (q @ k.mean(dim=2, keepdim=True).transpose(-2, -1)).squeeze(-1) * (c // h) ** -0.5
+            with float32_island(q.device.type):
+                kf = k.float()
+                if key_mask is None:
+                    k_mean = kf.mean(dim=2, keepdim=True)
+                else:
+                    w = key_mask[:, None, :, None].to(kf.dtype)
+                    k_mean = (kf * w).sum(dim=2, keepdim=True) / w.sum(dim=2, keepdim=True)
+                logits = (q.float() @ k_mean.transpose(-2, -1)).squeeze(-1) * (c // h) ** -0.5
         return self.proj(out.transpose(1, 2).reshape(b, nq, c)), logits
 
 
@@ -142,15 +205,14 @@ class LayeredMlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm ViT block: x + Attn(LN(x)), then x + MLP(LN(x))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, rope: str | None = None,
-                 rope_base: float = 100.0):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, rope: str | None = None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = Attention(dim, num_heads, rope, rope_base)
+        self.attn = Attention(dim, num_heads, rope)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pos: Rope | None = None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), pos)
         return x + self.mlp(self.norm2(x))
 
@@ -158,23 +220,23 @@ class Block(nn.Module):
 class DecoderBlock(nn.Module):
     """x + SelfAttn(LN1 x); x + CrossAttn(LN2 x, LN_y y); x + MLP(LN3 x). Float32 RoPE when `rope` is set."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, rope: str | None = "fp32",
-                 rope_base: float = 100.0):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, rope: str | None = "fp32"):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = Attention(dim, num_heads, rope, rope_base)
-        self.cross_attn = CrossAttention(dim, num_heads, rope, rope_base)
+        self.attn = Attention(dim, num_heads, rope)
+        self.cross_attn = CrossAttention(dim, num_heads, rope)
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.norm3 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.norm_y = nn.LayerNorm(dim, eps=LN_EPS)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, xpos: torch.Tensor | None = None,
-                ypos: torch.Tensor | None = None, gate_logits: bool = False
+    def forward(self, x: torch.Tensor, y: torch.Tensor, xpos: Rope | None = None, ypos: Rope | None = None,
+                gate_logits: bool = False, x_mask: torch.Tensor | None = None, y_mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, Nx, C), y: (B, Ny, C) -> (new x, gate logits (B, heads, Nx) or None)."""
-        x = x + self.attn(self.norm1(x), xpos)
-        attended, logits = self.cross_attn(self.norm2(x), self.norm_y(y), xpos, ypos, gate_logits)
+        """x: (B, Nx, C), y: (B, Ny, C); masks (B, Nx) / (B, Ny) bool, False = padding token (batched streams
+        with different people counts) -> (new x, gate logits (B, heads, Nx) or None)."""
+        x = x + self.attn(self.norm1(x), xpos, x_mask)
+        attended, logits = self.cross_attn(self.norm2(x), self.norm_y(y), xpos, ypos, gate_logits, y_mask)
         x = x + attended
         return x + self.mlp(self.norm3(x)), logits
 
@@ -196,14 +258,14 @@ class ModLN(nn.Module):
 class ModulatedBlock(nn.Module):
     """ViT block with adaLN conditioning (the world-view `final_transform` blocks)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, rope_base: float = 100.0):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
         super().__init__()
         self.norm1 = ModLN(dim)
-        self.attn = Attention(dim, num_heads, "fp32", rope_base)
+        self.attn = Attention(dim, num_heads, "fp32")
         self.norm2 = ModLN(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, m: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, m: torch.Tensor, pos: Rope) -> torch.Tensor:
         x = x + self.attn(self.norm1(x, m), pos)
         return x + self.mlp(self.norm2(x, m))
 

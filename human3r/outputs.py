@@ -1,50 +1,72 @@
 """Typed outputs of the network: the heads' parts (`SceneOutput`, `Detections`, `SmplParams`) and what one frame
-yields (`FrameOutput` with its `Humans`). Batch size is 1 everywhere (the streaming path is one view at a time).
+yields (`FrameOutput` with its `Humans`). A `FrameOutput` is one video's frame (batch 1); a batched forward over
+several videos returns one per video.
 
-"No humans" is represented by zero-length tensors of the right trailing shape, never by missing fields.
+"No humans" is represented by zero-length tensors of the right trailing shape, never by missing fields. Outputs
+that were not asked for (`OPTIONAL_OUTPUTS`, see `Human3R.forward`) are None.
 Coordinates: `pts3d_self` is in the current camera frame; `pts3d_world` and `c2w` are relative to the first frame
 of the current segment (see `human3r.stream` for poses chained across resets). Units are the model's metric scale.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 
 import torch
+
+from human3r.errors import ConfigError
+
+# Outputs a caller may leave out (their heads then do not run): the world-view pointmap (final_transform +
+# dpt_cross), the colour head, the person mask. Everything else is always computed (pts3d_self gives the
+# intrinsics, the camera pose and humans are the product).
+OPTIONAL_OUTPUTS = frozenset({"pts3d_world", "rgb", "human_mask"})
+
+
+def check_outputs(outputs: Collection[str]) -> frozenset[str]:
+    """The optional outputs asked for, validated."""
+    asked = frozenset(outputs)
+    unknown = sorted(asked - OPTIONAL_OUTPUTS)
+    if unknown:
+        raise ConfigError(f"unknown optional outputs {unknown}; choose from {sorted(OPTIONAL_OUTPUTS)} (the other "
+                          "outputs are always computed)")
+    return asked
 
 
 @dataclass
 class SceneOutput:
     """The scene branch of the heads (`Human3RHead.forward`) at the working resolution H x W."""
 
-    pts3d_self: torch.Tensor  # (1, H, W, 3) points in the current camera frame
-    conf_self: torch.Tensor  # (1, H, W) confidence of pts3d_self, >= 1
-    pts3d_world: torch.Tensor  # (1, H, W, 3) points in the segment's world frame (world-view head)
-    conf_world: torch.Tensor  # (1, H, W) confidence of pts3d_world, >= 1
-    rgb: torch.Tensor | None  # (1, H, W, 3) colour in [-1, 1], None without the rgb head
-    camera_pose: torch.Tensor  # (1, 7) [t (3), q (w, x, y, z), w >= 0] camera-to-world
+    pts3d_self: torch.Tensor  # (B, H, W, 3) float32 points in the current camera frame
+    conf_self: torch.Tensor  # (B, H, W) float32 confidence of pts3d_self, >= 1
+    pts3d_world: torch.Tensor | None  # (B, H, W, 3) float32 points in the segment's world frame; None if not asked
+    conf_world: torch.Tensor | None  # (B, H, W) float32 confidence of pts3d_world, >= 1; None if not asked
+    rgb: torch.Tensor | None  # (B, H, W, 3) float32 colour in [-1, 1]; None if not asked or no rgb head
+    camera_pose: torch.Tensor  # (B, 7) float32 [t (3), q (w, x, y, z), w >= 0] camera-to-world
 
 
 @dataclass
 class Detections:
-    """People found by the human branch (`Human3RHead.detect`), n >= 0, in row-major grid order."""
+    """People found by the human branch (`Human3RHead.detect`) in all B streams: n >= 0 in total, ordered by
+    (stream, grid row, grid column)."""
 
-    logits: torch.Tensor  # (1, G*G, 1) raw classifier output
-    scores: torch.Tensor  # (1, G, G, 1) squashed scores after NMS
+    logits: torch.Tensor  # (B, G*G, 1) float32 raw classifier output
+    scores: torch.Tensor  # (B, G, G, 1) float32 squashed scores after NMS
+    batch: torch.Tensor  # (n,) int64 stream of each detection
     rows: torch.Tensor  # (n,) int64 grid row of each detection
     cols: torch.Tensor  # (n,) int64 grid column
-    loc: torch.Tensor  # (1, n, 2) (x, y) head keypoint in padded human-branch pixels
-    tokens: torch.Tensor  # (1, n, C) DINOv2 token at each detection
+    loc: torch.Tensor  # (n, 2) float32 (x, y) head keypoint in padded human-branch pixels
+    tokens: torch.Tensor  # (n, C) float32 DINOv2 token at each detection
 
 
 @dataclass
 class SmplParams:
     """SMPL-X parameters regressed per person (`Human3RHead.smpl`)."""
 
-    rotmat: torch.Tensor  # (1, n, 53, 3, 3) global, body 21, left hand 15, right hand 15, jaw
-    betas: torch.Tensor  # (1, n, 10)
-    expression: torch.Tensor  # (1, n, 10)
-    transl: torch.Tensor  # (1, n, 3) head joint (SMPL-X joint 15) in camera coordinates
+    rotmat: torch.Tensor  # (1, n, 53, 3, 3) float32 global, body 21, left hand 15, right hand 15, jaw
+    betas: torch.Tensor  # (1, n, 10) float32
+    expression: torch.Tensor  # (1, n, 10) float32
+    transl: torch.Tensor  # (1, n, 3) float32 head joint (SMPL-X joint 15) in camera coordinates
 
 
 @dataclass
@@ -82,18 +104,21 @@ class FrameOutput(SceneOutput):
     (fields of :class:`SceneOutput` first), the camera matrix, and the human branch."""
 
     c2w: torch.Tensor  # (1, 4, 4) camera-to-world matrix built from camera_pose
-    human_mask: torch.Tensor | None  # (1, R, R, 1) person probability in padded human-branch pixels
+    human_mask: torch.Tensor | None  # (1, R, R, 1) person probability in padded human-branch pixels; None if not
+    #                                   asked or no mask head
     det_scores: torch.Tensor  # (1, G, G, 1) detection scores after NMS (G = R / 14)
     humans: Humans  # detected people (possibly none)
 
-    def to(self, device: torch.device | str) -> FrameOutput:
-        """Copy with every tensor moved to `device`."""
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> FrameOutput:
+        """Copy with every tensor moved to `device` (`non_blocking`: asynchronous copies; to the CPU, synchronise
+        the stream before reading them)."""
         kw = {}
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, torch.Tensor):
-                v = v.to(device)
+                v = v.to(device, non_blocking=non_blocking)
             elif isinstance(v, Humans):
-                v = Humans(**{h.name: getattr(v, h.name).to(device) for h in fields(Humans)})
+                v = Humans(**{h.name: getattr(v, h.name).to(device, non_blocking=non_blocking)
+                              for h in fields(Humans)})
             kw[f.name] = v
         return FrameOutput(**kw)

@@ -24,13 +24,18 @@ from human3r.geometry import WorkingGeometry
 
 @dataclass
 class Frame:
-    """One preprocessed frame, batch 1."""
+    """One preprocessed frame (batch 1), or B frames of as many videos stacked (`run_streams`)."""
 
-    img: torch.Tensor  # (1, 3, H, W) float32 in [-1, 1], H and W multiples of 16
-    img_mhmr: torch.Tensor  # (1, 3, R, R) float32 in [-1, 1], padded with -1
+    img: torch.Tensor  # (B, 3, H, W) float32 in [-1, 1], H and W multiples of 16
+    img_mhmr: torch.Tensor  # (B, 3, R, R) float32 in [-1, 1], padded with -1
 
-    def to(self, device: torch.device | str) -> Frame:
-        return Frame(self.img.to(device), self.img_mhmr.to(device))
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Frame:
+        return Frame(self.img.to(device, non_blocking=non_blocking),
+                     self.img_mhmr.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Frame:
+        """Page-locked copy (CUDA only), so that `to(cuda, non_blocking=True)` overlaps the copy with compute."""
+        return Frame(self.img.pin_memory(), self.img_mhmr.pin_memory())
 
     @property
     def true_shape(self) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from tasks.discover import Listed, list_sources
 from tasks.errors import SourceError
 from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
 from tasks.outcomes import Report, VideoSummary, summarize
-from tasks.plan import Plan, plan
+from tasks.plan import Plan, plan, planned_precision
 
 
 def discover(source: str, *, sample_videos: int = 0) -> list[Listed]:
@@ -78,7 +78,8 @@ def plan_videos(paths: list[Listed], dataset: str, model: ModelOptions, options:
     from human3r.weights import inspect_weights
 
     identity = inspect_weights(model.checkpoint, preset=model.preset)
-    result = plan(paths, open_root(dataset), identity, options, force=force)
+    result = plan(paths, open_root(dataset), identity, options, force=force,
+                  precision=planned_precision(model.precision, model.device))
     logger = get_run_logger()
     if identity.is_untrained:
         logger.warning("UNTRAINED WEIGHTS (%s): a smoke run, rows are marked with this model_version",

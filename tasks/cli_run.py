@@ -14,7 +14,8 @@ import click
 from tasks.cli import print_table
 from tasks.options import ModelOptions, ReconstructOptions, click_options
 
-MODEL_FLAGS = {"--checkpoint": "checkpoint", "--preset": "preset", "--body-model": "body_model", "--device": "device"}
+MODEL_FLAGS = {"--checkpoint": "checkpoint", "--preset": "preset", "--body-model": "body_model", "--device": "device",
+               "--precision": "precision", "--compile/--no-compile": "compile"}
 RECONSTRUCT_FLAGS = {
     "--stride": "decode.stride",
     "--max-frames": "decode.max_frames",
@@ -55,7 +56,7 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     from storage.fs import open_root
     from tasks.discover import list_sources
     from tasks.outcomes import summarize
-    from tasks.plan import plan
+    from tasks.plan import plan, planned_precision
     from tasks.reconstruct import resolve_device
 
     console = Console(stderr=True, soft_wrap=True)
@@ -64,7 +65,8 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     device = resolve_device(model.device)
     identity = inspect_weights(model.checkpoint, preset=model.preset)
     body = load_body_model(model.body_model)
-    planned = plan(listed, dataset, identity, options, force=force)
+    planned = plan(listed, dataset, identity, options, force=force,
+                   precision=planned_precision(model.precision, str(device)))
     if identity.is_untrained:
         console.print(f"[bold yellow]UNTRAINED WEIGHTS ({identity.name}): a smoke run; every row is marked "
                       f"model_version={identity.model_version}[/]")
@@ -75,7 +77,8 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
             console.print(f"[red]failed {s.source_uri}[/] at {s.stage}: {s.message}")
     summaries = list(planned.done)
     if planned.pending:
-        network = load_model(model.checkpoint, preset=model.preset, device=device)
+        network = load_model(model.checkpoint, preset=model.preset, device=device, precision=model.precision)
+        network = network.compile_blocks() if model.compile else network
         summaries += _reconstruct_all(planned.pending, dataset, network, options, body, force, console)
     order = {item.uri: i for i, item in enumerate(listed)}
     report = summarize(sorted(summaries, key=lambda s: order.get(s.source_uri, len(order))), root)

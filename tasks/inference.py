@@ -8,15 +8,19 @@ never written twice because the commit pointer is replaced, not appended. A vide
 recorded as a failure (stage "timeout") and its actor is replaced.
 
 The GPU path: each actor asks Ray for `num_gpus` (fractional values pack several actors on one GPU); Ray sets
-CUDA_VISIBLE_DEVICES for it and the actor picks `cuda` when it sees a GPU, the CPU otherwise.
+CUDA_VISIBLE_DEVICES for it and the actor picks `cuda` when it sees a GPU, the CPU otherwise. With
+`videos_per_actor=k` an actor takes k videos at once (Ray `max_concurrency=k`, one thread each, the per-video code
+unchanged) and their frames meet in batched forwards (`human3r.batching.SharedModel`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import queue
+import threading
 
 from tasks.decode import VideoProbe
 from tasks.errors import ActorDied, VideoTimeout
@@ -39,9 +43,10 @@ def _ray():
 class Human3RActor:
     """One model replica. Methods run one at a time (Ray actors are single-threaded by default)."""
 
-    def __init__(self, model: ModelOptions, torch_threads: int | None = None):
+    def __init__(self, model: ModelOptions, torch_threads: int | None = None, videos_at_once: int = 1):
         import torch
 
+        from human3r.batching import SharedModel
         from human3r.body import load_body_model
         from human3r.weights import load_model
         from tasks.reconstruct import resolve_device
@@ -49,15 +54,20 @@ class Human3RActor:
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.device = resolve_device(model.device)
-        self.model = load_model(model.checkpoint, preset=model.preset, device=self.device)
+        self.model = load_model(model.checkpoint, preset=model.preset, device=self.device,
+                                precision=model.precision)
+        if model.compile:
+            self.model.compile_blocks()
         self.body_model = load_body_model(model.body_model) if model.body_model else None
+        self.shared = SharedModel(self.model) if videos_at_once > 1 else None
         self.calls = 0
 
     def info(self) -> dict:
         identity = self.model.identity
         return {"pid": os.getpid(), "node_id": _ray().get_runtime_context().get_node_id(), "device": str(self.device),
                 "model_version": identity.model_version, "preset": identity.preset,
-                "checkpoint_sha256": identity.sha256, "untrained": identity.is_untrained, "calls": self.calls}
+                "checkpoint_sha256": identity.sha256, "untrained": identity.is_untrained, "calls": self.calls,
+                "batched_forwards": self.shared.batches if self.shared else None}
 
     def reconstruct(self, video: VideoProbe | str, root_uri: str, options: ReconstructOptions,
                     force: bool = False) -> VideoSummary:
@@ -65,8 +75,10 @@ class Human3RActor:
         from tasks.reconstruct import reconstruct_video
 
         self.calls += 1
-        summary = reconstruct_video(video, open_root(root_uri), self.model, options=options,
-                                    body_model=self.body_model, force=force)
+        member = self.shared.member() if self.shared else contextlib.nullcontext(self.model)
+        with member as model:
+            summary = reconstruct_video(video, open_root(root_uri), model, options=options,
+                                        body_model=self.body_model, force=force)
         return dataclasses.replace(summary, node_id=_ray().get_runtime_context().get_node_id())
 
 
@@ -92,20 +104,26 @@ class _Slot:
         self.pool, self.index = pool, index
         self.actor = None
         self.generation = 0
+        self._lock = threading.Lock()
         self.start()
 
     def start(self) -> None:
         self.generation += 1
-        self.actor = self.pool._actor_class.remote(self.pool.model, self.pool.cluster.torch_threads)
+        cluster = self.pool.cluster
+        self.actor = self.pool._actor_class.remote(self.pool.model, cluster.torch_threads, cluster.videos_per_actor)
 
-    def replace(self) -> None:
-        ray = _ray()
-        try:
-            ray.kill(self.actor, no_restart=True)
-        except Exception:  # noqa: BLE001 - it is dead already
-            pass
-        self.pool.replacements += 1
-        self.start()
+    def replace(self, generation: int | None = None) -> None:
+        """Replace the actor, unless it was replaced since `generation` (several videos may see one death)."""
+        with self._lock:
+            if generation is not None and generation != self.generation:
+                return
+            ray = _ray()
+            try:
+                ray.kill(self.actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - it is dead already
+                pass
+            self.pool.replacements += 1
+            self.start()
 
 
 class ActorPool:
@@ -121,11 +139,12 @@ class ActorPool:
         if gpus is None:  # one GPU per replica when the cluster has GPUs
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
         self._actor_class = ray.remote(num_gpus=gpus, num_cpus=cluster.cpus_per_actor, max_restarts=0,
-                                       max_task_retries=0)(Human3RActor)
-        self._free: queue.Queue[_Slot] = queue.Queue()
+                                       max_task_retries=0, max_concurrency=cluster.videos_per_actor)(Human3RActor)
+        self._free: queue.Queue[_Slot] = queue.Queue()  # each actor once per video it takes at a time
         self._slots = [_Slot(self, i) for i in range(cluster.num_actors)]
-        for slot in self._slots:
-            self._free.put(slot)
+        for _ in range(cluster.videos_per_actor):
+            for slot in self._slots:
+                self._free.put(slot)
 
     def info(self) -> list[dict]:
         """Each actor's pid, node, device and model identity (waits until every model is loaded)."""
@@ -145,18 +164,19 @@ class ActorPool:
         try:
             last_error = ""
             for attempt in range(1, self.max_attempts + 1):
+                generation = slot.generation
                 ref = slot.actor.reconstruct.remote(video, root_uri, options, force)
                 try:
                     return dataclasses.replace(ray.get(ref, timeout=self.video_timeout_s), attempts=attempt)
                 except GetTimeoutError:
                     log.warning("video %s exceeded %.0f s; replacing its actor", path, self.video_timeout_s)
-                    slot.replace()
+                    slot.replace(generation)
                     err = VideoTimeout(f"no result after {self.video_timeout_s:.0f} s")
                     return record_failure(open_root(root_uri), path, err, attempts=attempt)
                 except RayActorError as err:
                     last_error = " ".join(str(err).split())[:300]
                     log.warning("actor died on %s (attempt %d/%d); replacing it", path, attempt, self.max_attempts)
-                    slot.replace()
+                    slot.replace(generation)
             err = ActorDied(f"the actor died {self.max_attempts} times ({last_error})")
             return record_failure(open_root(root_uri), path, err, attempts=self.max_attempts)
         finally:

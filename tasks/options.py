@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.errors import OptionsError
 
@@ -69,9 +69,17 @@ class ReconstructOptions(_Options):
     chunk_frames: int = Field(64, ge=1, description="Frames of rows buffered before they are written.",
                               json_schema_extra=NOT_IN_PARAMS)
 
-    def params(self) -> dict:
-        """The parameters that define the output (buffer sizes left out): what `runs.params_json` records."""
-        return _params(self)
+    def params(self, precision: str = "float32") -> dict:
+        """The parameters that define the output (buffer sizes left out): what `runs.params_json` records.
+
+        precision: the dtype the network computed in (`float32`, `bfloat16`, `float16`); recorded (and so part of a
+        run's identity: a bfloat16 run never counts as the float32 one) unless it is float32, which keeps the
+        parameters, and their hash, of float32 runs what they have always been.
+        """
+        params = _params(self)
+        if precision != "float32":
+            params["precision"] = precision
+        return params
 
 
 class ModelOptions(_Options):
@@ -84,6 +92,21 @@ class ModelOptions(_Options):
     body_model: str | None = Field(None, description="SMPL-X body model (SMPLX_NEUTRAL.npz or its folder); "
                                                      "without it joints are left empty.")
     device: str = Field("auto", description="auto (the GPU when there is one), cpu, cuda, cuda:1, ...")
+    precision: str = Field("float32", description="float32 (the reference's numbers), bfloat16 (fast on GPUs and "
+                                                  "AMX/AVX512-BF16 CPUs; outputs move by ~1-5%), float16 (GPUs), "
+                                                  "or auto (measured on the machine; see README 'Speed and "
+                                                  "precision').")
+
+    compile: bool = Field(False, description="torch.compile the network's blocks: minutes of compilation per "
+                                             "process, then fused kernels (for long runs on GPUs; little gain on "
+                                             "a small CPU).")
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, value: str) -> str:
+        if value not in ("float32", "bfloat16", "float16", "auto"):
+            raise ValueError("must be float32, bfloat16, float16 or auto")
+        return value
 
 
 class ClusterOptions(_Options):
@@ -91,7 +114,10 @@ class ClusterOptions(_Options):
 
     ray_address: str | None = Field(None, description="An existing Ray cluster ('auto', 'host:6379', 'ray://...'); "
                                                       "empty = start a local one.")
-    num_actors: int = Field(1, ge=1, description="Model replicas (one video each at a time).")
+    num_actors: int = Field(1, ge=1, description="Model replicas.")
+    videos_per_actor: int = Field(1, ge=1, description="Videos a replica takes at once; their frames go through the "
+                                                       "network together in batched forwards (more throughput per "
+                                                       "GPU, more memory).")
     gpus_per_actor: float | None = Field(None, ge=0, description="GPUs per replica (fractions pack several per "
                                                                  "GPU); empty = 1 if the cluster has GPUs, else 0.")
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per replica (keep the total below the cluster's).")

@@ -46,18 +46,30 @@ def probe(path: str, config: Human3RConfig, options: DecodeOptions) -> VideoProb
     return check_frame_size(probe_video(path, options), config)
 
 
-def already_done(done: dict[str, dict], video: VideoProbe, identity: ModelIdentity, options: ReconstructOptions
-                 ) -> VideoSummary | None:
-    """The "skipped" summary when the dataset holds this video made by this model with these parameters.
+def already_done(done: dict[str, dict], video: VideoProbe, identity: ModelIdentity, options: ReconstructOptions,
+                 precision: str = "float32") -> VideoSummary | None:
+    """The "skipped" summary when the dataset holds this video made by this model with these parameters (and in this
+    precision: see `ReconstructOptions.params`).
 
     done: the dataset's live runs by video id (`storage.dataset.done_runs`, read once per batch of videos).
     """
     run = done.get(video.video_id)
-    if not dataset.is_done(run, identity.model_version, dataset.params_hash(options.params())):
+    if not dataset.is_done(run, identity.model_version, dataset.params_hash(options.params(precision))):
         return None
     return VideoSummary(video.path, "skipped", video.video_id, frames=run[S.N_FRAMES], human_rows=run[S.N_HUMAN_ROWS],
                         tracks=run[S.N_TRACKS], points=run[S.N_POINTS],
                         message="already in the dataset with this model and these parameters")
+
+
+def planned_precision(precision: str, device: str = "auto") -> str:
+    """The dtype a run with this `precision` option computes in, as this machine can tell (``auto`` is measured here:
+    an actor on other hardware may decide otherwise, and checks again before it writes)."""
+    import torch
+
+    from human3r.precision import resolve_precision
+
+    target = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    return str(resolve_precision(precision, target)).removeprefix("torch.")
 
 
 # ------------------------------------------------------------------------------------------------ the sources cache
@@ -97,7 +109,7 @@ class Plan:
 
 
 def plan(listed: Iterable[Listed | str], root: Root, identity: ModelIdentity, options: ReconstructOptions, *,
-         force: bool = False, workers: int = PROBE_WORKERS,
+         force: bool = False, precision: str = "float32", workers: int = PROBE_WORKERS,
          progress: Callable[[int, int], None] | None = None) -> Plan:
     """Probe what changed, reuse what did not, and split into pending and done (see the module docstring)."""
     items = [i if isinstance(i, Listed) else Listed(i, None, None) for i in listed]
@@ -136,7 +148,7 @@ def plan(listed: Iterable[Listed | str], root: Root, identity: ModelIdentity, op
         except PipelineError as err:
             done.append(record_failure(root, item.uri, err))
             continue
-        skipped = None if force else already_done(live, found, identity, options)
+        skipped = None if force else already_done(live, found, identity, options, precision)
         if skipped is not None:
             done.append(skipped)
         else:

@@ -34,6 +34,10 @@ from tasks.plan import already_done, probe
 
 log = logging.getLogger(__name__)
 
+# The optional network outputs the dataset stores (tasks.convert reads pts3d_world/conf_world, the pose, humans and
+# the intrinsics from pts3d_self): the colour head and the person mask are not computed.
+STORED_OUTPUTS = frozenset({"pts3d_world"})
+
 
 # ------------------------------------------------------------------------------------------------------------------
 # One video
@@ -84,11 +88,12 @@ def reconstruct_video(
     found, stats = None, None
     try:
         found = video if isinstance(video, VideoProbe) else probe(path, model.cfg, options.decode)
-        skipped = None if force else already_done(dataset.done_runs(root), found, identity, options)
+        precision = str(getattr(model, "compute_dtype", torch.float32)).removeprefix("torch.")
+        skipped = None if force else already_done(dataset.done_runs(root), found, identity, options, precision)
         if skipped is not None:
             return skipped
         run = RunInfo(run_id=run_id, model_version=identity.model_version, preset=identity.preset,
-                      params=options.params(), started_at=dt.datetime.now(dt.UTC), source_uri=path,
+                      params=options.params(precision), started_at=dt.datetime.now(dt.UTC), source_uri=path,
                       checkpoint_sha256=identity.sha256)
         expected = _expected_frames(found, options.decode)
         box: dict = {}
@@ -96,7 +101,7 @@ def reconstruct_video(
             stats = reader.stats
             buffer = RowBuffer(writer.append, options.chunk_frames)
             stream = run_stream(model, _prepared(reader, model.cfg, box), use_ttt3r=options.use_ttt3r,
-                                reset_interval=options.reset_interval)
+                                reset_interval=options.reset_interval, outputs=STORED_OUTPUTS)
             anchor = None
             for done, sf in enumerate(stream, 1):
                 decoded: DecodedFrame = box["decoded"]

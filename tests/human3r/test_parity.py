@@ -5,20 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from human3r.parity import build_fixture_model, main, run_parity
+from human3r.parity import main, run_parity
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "parity"
 
 
 # the fixtures were made with 2 threads; 1 vs 2 threads moves results by <= 2.2e-6 (fixture README)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="session")
-def parity_model():
-    """The fixture network with its generated weights, built once; tests that perturb it take a copy."""
-    model, _ = build_fixture_model(FIXTURE)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -128,3 +128,15 @@ def test_video_over_its_time_limit_fails_and_the_pool_goes_on(cluster, clips, tm
     failures = read_failures(open_root(root_uri)).to_pylist()
     assert [(f["source_uri"], f["stage"], f["error_type"]) for f in failures] == [
         (clips["long"], "timeout", "VideoTimeout")]
+
+
+def test_an_actor_takes_several_videos_at_once(cluster, clips, tmp_path):
+    """videos_per_actor=2: one replica reconstructs two videos concurrently, their frames in shared forwards."""
+    pool = _pool(size=1, videos_per_actor=2)
+    try:
+        results = _run_all(pool, clips["short"][:2], str(tmp_path / "ds"))
+        info = pool.info()[0]
+    finally:
+        pool.shutdown()
+    assert [(r.status, r.frames) for r in results] == [("ok", 8), ("ok", 8)]
+    assert info["calls"] == 2 and info["batched_forwards"] < 2 * 8  # 16 steps ran in fewer forwards

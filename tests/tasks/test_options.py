@@ -45,3 +45,10 @@ def test_bad_values_are_one_line(cls, values, names, needle):
 def test_options_are_frozen():
     with pytest.raises(ValueError, match="frozen"):
         ReconstructOptions().use_ttt3r = True
+
+
+def test_precision_is_part_of_a_run_unless_float32():
+    opts = ReconstructOptions()
+    assert opts.params("float32") == opts.params() and "precision" not in opts.params()
+    assert opts.params("bfloat16")["precision"] == "bfloat16"
+    assert params_hash(opts.params("bfloat16")) != params_hash(opts.params())  # a bf16 run is not the f32 one

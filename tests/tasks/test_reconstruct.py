@@ -125,3 +125,16 @@ def test_body_model_fills_world_joints(tiny_model, sample_video, smplx_npz, tmp_
         assert joints.shape == (127, 3) and r["transl_world_m"] is not None
         np.testing.assert_allclose(joints[15], r["head_world_m"], atol=1e-4)  # SMPL-X head joint lands on it
         assert 0.3 <= r["detection_score"] <= 1.0
+
+
+def test_a_bfloat16_run_does_not_count_as_the_float32_one(sample_video, tmp_path):
+    from human3r.weights import load_model
+
+    root = open_root(tmp_path / "ds")
+    options = ReconstructOptions(decode=DecodeOptions(max_frames=2))
+    f32 = reconstruct_video(sample_video, root, load_model("untrained:tiny"), options=options)
+    bf16_model = load_model("untrained:tiny", precision="bfloat16")
+    bf16 = reconstruct_video(sample_video, root, bf16_model, options=options)
+    again = reconstruct_video(sample_video, root, bf16_model, options=options)
+    assert (f32.status, bf16.status, again.status) == ("ok", "ok", "skipped")
+    assert json.loads(q(root, "SELECT params_json FROM runs")[0]["params_json"])["precision"] == "bfloat16"
