@@ -3,9 +3,10 @@
     python bench/storage.py                       # defaults: 200 videos x 1600 frames, ~170 points per frame
     python bench/storage.py --videos 20 --frames 200   # a small run
 
-Prints the write throughput, the on-disk bytes per frame per table, and the median (of --repeat runs, warm) of
-each query. Side by side, the same per-video aggregate computed by a plain Delta reader (delta-rs -> pyarrow dataset
-with a filter, + numpy, and the live-run rule) gives a ratio measured in the same run. The last line is
+Writes through the real writer, compacts (as the after-nightly deployment does; `--no-compact` keeps one file per
+run and table), then prints the write throughput, the on-disk bytes per frame per table, and the median (of --repeat
+runs, warm) of each query. Side by side, the same per-video aggregate computed by a plain Delta reader (delta-rs ->
+pyarrow dataset with a filter, + numpy, and the live-run rule) gives a ratio measured in the same run. The last line is
 ``per_video_aggregate_ms=<median> bytes_per_frame=<total>``.
 """
 
@@ -72,6 +73,8 @@ def main() -> None:
     ap.add_argument("--joints", action="store_true", help="also fill joints_world_m (127 joints per person)")
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--reuse", action="store_true", help="query an existing dataset at --root")
+    ap.add_argument("--no-compact", action="store_true",
+                    help="query the files as written (one per run and table) instead of after `human3r compact`")
     args = ap.parse_args()
 
     root_path = Path(args.root)
@@ -84,6 +87,12 @@ def main() -> None:
                                 progress=lambda i: print(f"\rwriting {i}/{args.videos}", end="", file=sys.stderr))
         print(file=sys.stderr)
         write_s = time.perf_counter() - t
+        if not args.no_compact:  # the steady state: the after-nightly deployment compacts the tables
+            from storage.maintenance import compact
+
+            t = time.perf_counter()
+            compact(open_root(root_path), min_age_s=0)
+            print(f"compacted in {time.perf_counter() - t:.1f} s")
     else:
         write_s = float("nan")
 
