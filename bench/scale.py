@@ -39,7 +39,8 @@ if __name__ == "__main__" and not sys.flags.safe_path:
     os.execv(sys.executable, [sys.executable, "-P", *sys.argv])
 
 from storage import schema as S  # noqa: E402
-from storage.catalog import open_catalog  # noqa: E402
+from storage.catalog import open_catalog
+from storage.dataset import utc_now  # noqa: E402
 from storage.fs import open_root  # noqa: E402
 from storage.synthetic import SynthSpec, synth_video, write_synthetic_dataset  # noqa: E402
 from storage.writer import RunInfo, conform, write_video  # noqa: E402
@@ -126,17 +127,11 @@ def commits_per_s(root: Path, spec: SynthSpec, n: int = 25) -> float:
     t = time.perf_counter()
     for i in range(n):
         v = synth_video(99, i, spec)
-        run = RunInfo(model_version="synthetic:0", preset="synthetic", params={}, started_at=S_now(),
+        run = RunInfo(model_version="synthetic:0", preset="synthetic", params={}, started_at=utc_now(),
                       source_uri=v["videos"][S.SOURCE_URI][0])
         write_video(r, v["video_id"], run=run, videos=v["videos"], frames=v["frames"], humans=v["humans"],
                     points=v["points"])
     return n * 4 / (time.perf_counter() - t)
-
-
-def S_now():  # noqa: N802 - a tiny helper
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
 
 
 def count_files(path: Path) -> tuple[int, int]:
@@ -217,7 +212,7 @@ def bench_rescan(n_files: int, work: Path) -> dict:
             S.HEIGHT_PX: probe.height, S.ROTATION_DEG: probe.rotation_deg, S.FRAME_COUNT: probe.frame_count,
             S.MODEL_VERSION: identity.model_version, S.PRESET: "tiny", S.PARAMS_JSON: "{}",
             S.PARAMS_HASH: params_hash(options.params()), S.SCHEMA_VERSION_COL: S.SCHEMA_VERSION,
-            S.STATUS: "complete", S.STARTED_AT: S_now(), S.FINISHED_AT: S_now(), S.SECONDS: 0.0, S.N_FRAMES: 2,
+            S.STATUS: "complete", S.STARTED_AT: utc_now(), S.FINISHED_AT: utc_now(), S.SECONDS: 0.0, S.N_FRAMES: 2,
             S.N_HUMAN_ROWS: 0, S.N_TRACKS: 0, S.N_POINTS: 0, S.N_DECODE_ERRORS: 0})
     D.append_rows(root, S.RUNS, conform(S.RUNS, {c: [r[c] for r in runs] for c in S.RUNS.column_names}), "bench")
     t = time.perf_counter()

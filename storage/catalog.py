@@ -97,7 +97,7 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
 _READ_ORDER = ("runs", *(n for n in S.STORED_TABLES if n != "runs"))  # runs first: see storage.schema
 
 
-def _sql_str(text: str) -> str:
+def sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -126,7 +126,7 @@ class Catalog:
         self.con.execute(LIVE_VIEWS)
         self.con.execute(MACROS)
         if root.is_local:
-            self.con.execute(f"SET allowed_directories=[{_sql_str(root.base + '/')}]")
+            self.con.execute(f"SET allowed_directories=[{sql_str(root.base + '/')}]")
         self.con.execute("SET enable_external_access=false")
         self.con.execute("SET lock_configuration=true")
 
@@ -140,9 +140,9 @@ class Catalog:
             self.con.register(f"_empty_{table.name}", table.arrow_schema.empty_table())
             source = f"_empty_{table.name}"
         elif self.uses_delta_extension:
-            source = f"delta_scan({_sql_str(self.root.table_uri(table.name))})"
+            source = f"delta_scan({sql_str(self.root.table_uri(table.name))})"
         elif self.root.is_local:
-            source = f"read_parquet([{', '.join(_sql_str(f) for f in files)}])"
+            source = f"read_parquet([{', '.join(sql_str(f) for f in files)}])"
         else:
             import pyarrow.dataset as ds
 
@@ -210,7 +210,7 @@ def live_runs(root: _fs.Root) -> pa.Table:
         dt = delta.open_table(root, S.RUNS)
         files = [] if dt is None else delta.live_files(dt)
         if files and root.is_local:
-            source = f"read_parquet([{', '.join(_sql_str(f) for f in files)}])"
+            source = f"read_parquet([{', '.join(sql_str(f) for f in files)}])"
         else:
             con.register("_runs", delta.read_table(root, S.RUNS) if files else S.RUNS.arrow_schema.empty_table())
             source = "_runs"

@@ -43,7 +43,7 @@ def _run_file_ages(dt, table: S.Table, now: float) -> dict[str, float]:
     """run id -> age in seconds of the newest live file holding its rows (files of one run: from the stats)."""
     import duckdb
 
-    from storage.catalog import _sql_str  # the same quoting as the catalog's
+    from storage.catalog import sql_str
 
     actions = D.add_actions(dt)
     ages: dict[str, float] = {}
@@ -58,7 +58,7 @@ def _run_file_ages(dt, table: S.Table, now: float) -> dict[str, float]:
         by_path = dict(mixed)
         files = [f for f in D.live_files(dt) if any(f.endswith(p) for p in by_path)]
         con = duckdb.connect(":memory:", config={"threads": 1})
-        rows = con.sql(f"SELECT DISTINCT {S.RUN_ID}, filename FROM read_parquet([{', '.join(map(_sql_str, files))}], "
+        rows = con.sql(f"SELECT DISTINCT {S.RUN_ID}, filename FROM read_parquet([{', '.join(map(sql_str, files))}], "
                        "filename=true)").fetchall()
         con.close()
         for run_id, filename in rows:
@@ -67,23 +67,34 @@ def _run_file_ages(dt, table: S.Table, now: float) -> dict[str, float]:
     return ages
 
 
-def dead_runs(root: Root, table: S.Table, dt, *, min_age_s: float, now: float | None = None) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class _Runs:
+    """What the runs table says, read once per vacuum: every committed run's video, and each video's live run."""
+
+    video_of: dict[str, str]  # committed run id -> video id
+    live: dict[str, dict]  # video id -> its live run (the catalog's `runs` view: the rule is written once there)
+
+    @classmethod
+    def read(cls, root: Root) -> _Runs:
+        from storage.catalog import live_runs
+
+        committed = D.read_table(root, S.RUNS, [S.VIDEO_ID, S.RUN_ID])
+        live = live_runs(root).select([S.VIDEO_ID, S.RUN_ID, S.FINISHED_AT]).to_pylist()
+        return cls(dict(zip(committed.column(S.RUN_ID).to_pylist(), committed.column(S.VIDEO_ID).to_pylist(),
+                            strict=True)), {r[S.VIDEO_ID]: r for r in live})
+
+
+def dead_runs(runs: _Runs, table: S.Table, dt, *, min_age_s: float, now: float | None = None) -> list[str]:
     """Run ids whose rows in `table` no reader can need any more."""
     now = time.time() if now is None else now
-    runs = D.read_table(root, S.RUNS, [S.VIDEO_ID, S.RUN_ID, S.FINISHED_AT]).to_pylist()
-    latest: dict[str, dict] = {}
-    for r in runs:  # the live-run rule of storage.schema: latest finished_at, ties by run id
-        best = latest.get(r[S.VIDEO_ID])
-        if best is None or (r[S.FINISHED_AT], r[S.RUN_ID]) > (best[S.FINISHED_AT], best[S.RUN_ID]):
-            latest[r[S.VIDEO_ID]] = r
-    live = {r[S.RUN_ID] for r in latest.values()}
-    committed = {r[S.RUN_ID]: r for r in runs}
+    live = {r[S.RUN_ID] for r in runs.live.values()}
+    latest, committed = runs.live, runs.video_of
     dead = []
     for run_id, age in _run_file_ages(dt, table, now).items():
         if run_id in live:
             continue
         if run_id in committed:  # replaced: safe once its successor has been live for min_age_s
-            successor = latest[committed[run_id][S.VIDEO_ID]][S.FINISHED_AT].timestamp()
+            successor = latest[committed[run_id]][S.FINISHED_AT].timestamp()
             if now - successor >= min_age_s:
                 dead.append(run_id)
         elif age >= min_age_s:  # never committed (crashed): its files are as old as its data commit
@@ -95,11 +106,12 @@ def vacuum(root: Root, *, min_age_s: float = 3600.0) -> MaintenanceReport:
     """Delete dead rows and unreferenced files (see the module docstring). Returns what was removed."""
     dataset.check_dataset(root)
     report = MaintenanceReport()
+    runs = _Runs.read(root)
     for name in S.DATA_TABLES:
         dt = D.open_table(root, S.TABLES[name])
         if dt is None:
             continue
-        dead = dead_runs(root, S.TABLES[name], dt, min_age_s=min_age_s)
+        dead = dead_runs(runs, S.TABLES[name], dt, min_age_s=min_age_s)
         report.dead_runs[name] = set(dead)
         if dead:
             predicate = f"{S.RUN_ID} IN ({', '.join(repr(r) for r in dead)})"

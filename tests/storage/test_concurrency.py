@@ -17,6 +17,7 @@ import pytest
 from storage import delta as D
 from storage import schema as S
 from storage.catalog import open_catalog
+from storage.dataset import utc_now
 from storage.maintenance import vacuum
 from storage.synthetic import SynthSpec, synth_video
 from storage.writer import RunInfo, write_video
@@ -85,7 +86,7 @@ def test_readers_never_see_a_partial_or_doubled_video_while_writers_die(root):
     ids = []
     for i in range(4):  # every video exists before the storm
         v = synth_video(7, i, SynthSpec(n_frames=8, points_per_frame=4, max_people=2))
-        run = RunInfo(model_version="m", preset="tiny", params={}, started_at=S_now(), source_uri=f"/v/{i}.mp4")
+        run = RunInfo(model_version="m", preset="tiny", params={}, started_at=utc_now(), source_uri=f"/v/{i}.mp4")
         write_video(root, v["video_id"], run=run, videos=v["videos"], frames=v["frames"], humans=v["humans"],
                     points=v["points"])
         ids.append(v["video_id"])
@@ -116,9 +117,3 @@ def test_readers_never_see_a_partial_or_doubled_video_while_writers_die(root):
             w.wait()
     runs = D.read_table(root, S.RUNS).num_rows
     assert polls >= 10 and kills >= 3 and vacuums >= 2 and runs > 10, (polls, kills, vacuums, runs)
-
-
-def S_now():  # noqa: N802
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
