@@ -358,7 +358,7 @@ FRAMES = Table(
         Column(WORK_WIDTH_PX, _I32, "working-resolution width (after resize and centre crop)"),
         Column(WORK_HEIGHT_PX, _I32, "working-resolution height"),
         Column(N_HUMANS, _I16, "people detected in this frame (rows in humans)"),
-        Column(CONF_MEAN, _F32, "mean pointmap confidence of the frame"),
+        Column(CONF_MEAN, _F32, "mean confidence of the frame's pointmap (the one the points come from)"),
         Column(CONF_MEDIAN, _F32, "median pointmap confidence of the frame"),
     ),
     sort_by=(VIDEO_ID, FRAME_IDX),
@@ -394,7 +394,9 @@ HUMANS = Table(
 
 POINTS = Table(
     "points",
-    "Scene points in the world frame, subsampled per frame (run parameter points_per_frame).",
+    "Scene points in the world frame, subsampled per frame (run parameter points_per_frame): the camera-frame "
+    "pointmap moved by the frame's cam_to_world (world_points 'pose', the default and the reference demo's rule) or "
+    "the network's world-view pointmap ('head').",
     (
         _VIDEO,
         _RUN,

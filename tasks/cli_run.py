@@ -26,6 +26,7 @@ RECONSTRUCT_FLAGS = {
     "--ttt3r/--no-ttt3r": "use_ttt3r",
     "--points-per-frame": "convert.points_per_frame",
     "--conf-threshold": "convert.conf_threshold",
+    "--world-points": "convert.world_points",
 }
 
 

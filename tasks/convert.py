@@ -47,7 +47,13 @@ def frame_rows(
     # frames ------------------------------------------------------------------------------------------------------
     k_work = sf.intrinsics.detach().to("cpu", torch.float64)  # (3, 3) at working resolution, from the stream
     k_src = working_to_source_intrinsics(k_work, geometry)
-    conf = out.conf_world[0].detach().float().cpu()
+    # the scene points and their confidence: the camera-frame pointmap moved by the chained camera pose ('pose', the
+    # reference demo's rule), or the world-view head's pointmap in the segment's world frame ('head')
+    if options.world_points == "pose":
+        pts, conf, to_world = out.pts3d_self[0], out.conf_self[0], c2w
+    else:
+        pts, conf, to_world = out.pts3d_world[0], out.conf_world[0], segment_to_world
+    conf = conf.detach().float().cpu()
     h, w = conf.shape
     humans = out.humans
     n = humans.count
@@ -81,13 +87,14 @@ def frame_rows(
     }
 
     # points ------------------------------------------------------------------------------------------------------
-    points = _points(out.pts3d_world[0], conf, image[0], segment_to_world, frame_idx, options)
+    points = _points(pts, conf, image[0], to_world, frame_idx, options)
     return {S.FRAMES.name: frames, S.HUMANS.name: rows, S.POINTS.name: points}
 
 
-def _points(pts: torch.Tensor, conf: torch.Tensor, image: torch.Tensor, segment_to_world: torch.Tensor,
+def _points(pts: torch.Tensor, conf: torch.Tensor, image: torch.Tensor, to_world: torch.Tensor,
             frame_idx: int, options: ConvertOptions) -> dict[str, np.ndarray]:
-    """Up to `points_per_frame` confident pixels: world position, colour from the frame, confidence."""
+    """Up to `points_per_frame` confident pixels: world position (`to_world` applied to `pts`), colour from the
+    frame, confidence."""
     flat_conf = conf.reshape(-1).numpy()
     valid = np.flatnonzero(flat_conf >= options.conf_threshold)
     k = min(options.points_per_frame, valid.size)
@@ -95,7 +102,7 @@ def _points(pts: torch.Tensor, conf: torch.Tensor, image: torch.Tensor, segment_
         rng = np.random.default_rng([options.seed, frame_idx])
         valid = np.sort(rng.choice(valid, size=k, replace=False))
     xyz = pts.detach().to("cpu", torch.float64).reshape(-1, 3)[torch.from_numpy(valid)]
-    xyz = (xyz @ segment_to_world[:3, :3].T + segment_to_world[:3, 3]).float().numpy()
+    xyz = (xyz @ to_world[:3, :3].T + to_world[:3, 3]).float().numpy()
     rgb = ((image.detach().float().cpu().reshape(3, -1)[:, torch.from_numpy(valid)] + 1) * 127.5)
     rgb = rgb.round().clamp(0, 255).to(torch.uint8).numpy()
     return {

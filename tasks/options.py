@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.errors import OptionsError
 
+WORLD_POINTS = ("pose", "head")  # ConvertOptions.world_points
+
 # Field metadata: the option does not change the rows (left out of `params()`, so it never forces a re-run).
 NOT_IN_PARAMS = {"in_params": False}
 
@@ -56,6 +58,17 @@ class ConvertOptions(_Options):
     points_per_frame: int = Field(2000, ge=0, description="Scene points kept per frame (0 = none).")
     conf_threshold: float = Field(1.5, ge=0, description="Minimum point confidence (confidence is >= 1).")
     seed: int = Field(0, description="Seed of the per-frame point subsampling.")
+    world_points: str = Field("pose", description="How scene points reach the world frame: 'pose' = the camera-"
+                                                  "frame pointmap moved by the predicted camera pose (the reference "
+                                                  "demo's rule; the world-view head does not run), 'head' = the "
+                                                  "network's world-view pointmap head (~10% more compute).")
+
+    @field_validator("world_points")
+    @classmethod
+    def _world_points(cls, value: str) -> str:
+        if value not in WORLD_POINTS:
+            raise ValueError("must be pose or head")
+        return value
 
 
 class ReconstructOptions(_Options):
@@ -72,11 +85,16 @@ class ReconstructOptions(_Options):
     def params(self, precision: str = "float32") -> dict:
         """The parameters that define the output (buffer sizes left out): what `runs.params_json` records.
 
+        `convert.world_points` is recorded unless it is 'head' (the only rule before the option existed), so a 'pose'
+        run never counts as an older 'head' one and older datasets re-run under the new default.
+
         precision: the dtype the network computed in (`float32`, `bfloat16`, `float16`); recorded (and so part of a
         run's identity: a bfloat16 run never counts as the float32 one) unless it is float32, which keeps the
         parameters, and their hash, of float32 runs what they have always been.
         """
         params = _params(self)
+        if self.convert.world_points == "head":  # the rule of every run before the option existed: hash unchanged
+            del params["convert"]["world_points"]
         if precision != "float32":
             params["precision"] = precision
         return params

@@ -34,9 +34,12 @@ from tasks.plan import already_done, probe
 
 log = logging.getLogger(__name__)
 
-# The optional network outputs the dataset stores (tasks.convert reads pts3d_world/conf_world, the pose, humans and
-# the intrinsics from pts3d_self): the colour head and the person mask are not computed.
-STORED_OUTPUTS = frozenset({"pts3d_world"})
+
+def stored_outputs(options: ReconstructOptions) -> frozenset[str]:
+    """The optional network outputs the dataset stores (`human3r.outputs.OPTIONAL_OUTPUTS`; tasks.convert reads the
+    pose, humans, the camera-frame pointmap and, with `world_points='head'`, the world-view one): the colour head
+    and the person mask never run, the world-view branch only for 'head'."""
+    return frozenset({"pts3d_world"}) if options.convert.world_points == "head" else frozenset()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -101,7 +104,7 @@ def reconstruct_video(
             stats = reader.stats
             buffer = RowBuffer(writer.append, options.chunk_frames)
             stream = run_stream(model, _prepared(reader, model.cfg, box), use_ttt3r=options.use_ttt3r,
-                                reset_interval=options.reset_interval, outputs=STORED_OUTPUTS)
+                                reset_interval=options.reset_interval, outputs=stored_outputs(options))
             anchor = None
             for done, sf in enumerate(stream, 1):
                 decoded: DecodedFrame = box["decoded"]

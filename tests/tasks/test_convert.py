@@ -50,9 +50,10 @@ def _frame(raw_c2w: torch.Tensor, chained_c2w: torch.Tensor, cam_points: torch.T
     return StreamFrame(0, 0, out, chained_c2w.float(), k, False, False, None)
 
 
-def _rows(sf: StreamFrame, anchor: torch.Tensor, points: int = H * W, conf_threshold: float = 1.0) -> dict:
+def _rows(sf: StreamFrame, anchor: torch.Tensor, points: int = H * W, conf_threshold: float = 1.0,
+          world_points: str = "pose") -> dict:
     image = torch.zeros(1, 3, H, W)
-    options = ConvertOptions(points_per_frame=points, conf_threshold=conf_threshold)
+    options = ConvertOptions(points_per_frame=points, conf_threshold=conf_threshold, world_points=world_points)
     return frame_rows(sf, frame_idx=0, timestamp_s=0.0, image=image, geometry=GEOMETRY, body_model=None,
                       options=options, anchor=anchor)
 
@@ -62,12 +63,16 @@ CAM_POINTS = torch.randn(H * W, 3, generator=torch.Generator().manual_seed(1), d
 HEAD_CAM = torch.tensor([0.2, -0.3, 3.0], dtype=torch.float64)
 
 
-def test_first_frame_is_the_world_frame():
+WORLD_POINTS = pytest.mark.parametrize("world_points", ["pose", "head"])
+
+
+@WORLD_POINTS
+def test_first_frame_is_the_world_frame(world_points):
     first = _pose(0)
     sf = _frame(first, first, CAM_POINTS, HEAD_CAM)
     anchor = world_anchor(sf)
     torch.testing.assert_close(anchor, torch.linalg.inv(first.float().double()), atol=1e-6, rtol=0)
-    rows = _rows(sf, anchor)
+    rows = _rows(sf, anchor, world_points=world_points)
     np.testing.assert_allclose(rows[S.FRAMES.name][S.CAM_TO_WORLD].reshape(4, 4), np.eye(4), atol=1e-5)
     points = rows[S.POINTS.name]
     xyz = np.stack([points[S.X_M], points[S.Y_M], points[S.Z_M]], 1)
@@ -75,14 +80,15 @@ def test_first_frame_is_the_world_frame():
     np.testing.assert_allclose(rows[S.HUMANS.name][S.HEAD_WORLD_M][0], HEAD_CAM.numpy(), atol=1e-5)
 
 
-def test_a_later_segment_is_chained_into_the_first_frame():
+@WORLD_POINTS
+def test_a_later_segment_is_chained_into_the_first_frame(world_points):
     """After a reset the network predicts poses relative to the new segment's first frame (raw); the stream chains
-    them (`sf.c2w`). Points predicted in the segment's world and heads in the camera land where the chained camera
-    puts them in the dataset frame."""
+    them (`sf.c2w`). Points (camera-frame ones moved by the pose, or the head's in the segment's world) and heads in
+    the camera land where the chained camera puts them in the dataset frame."""
     first, reset_raw, raw = _pose(0), _pose(1), _pose(2)
     anchor = world_anchor(_frame(first, first, CAM_POINTS, HEAD_CAM))
     chained = reset_raw @ raw  # what the stream yields: raw pose of the reset frame @ raw pose in the new segment
-    rows = _rows(_frame(raw, chained, CAM_POINTS, HEAD_CAM), anchor)
+    rows = _rows(_frame(raw, chained, CAM_POINTS, HEAD_CAM), anchor, world_points=world_points)
     expected_c2w = anchor @ chained
     np.testing.assert_allclose(rows[S.FRAMES.name][S.CAM_TO_WORLD].reshape(4, 4), expected_c2w.numpy(), atol=1e-5)
     points = rows[S.POINTS.name]
@@ -104,15 +110,19 @@ def test_intrinsics_are_stored_in_both_pixel_frames():
     assert frames[S.CY_SRC_PX][0] == pytest.approx((H // 2 + top + 0.5) / sy - 0.5)
 
 
-def test_points_are_a_deterministic_subsample_of_confident_pixels():
+@WORLD_POINTS
+def test_points_are_a_deterministic_subsample_of_confident_pixels(world_points):
     first = _pose(0)
     sf = _frame(first, first, CAM_POINTS, HEAD_CAM)
-    sf.output.conf_world[0, 0, :] = 1.2  # the first row is not confident
+    conf = sf.output.conf_self if world_points == "pose" else sf.output.conf_world
+    conf[0, 0, :] = 1.2  # the first row is not confident (by the confidence of the pointmap the rule reads)
     anchor = world_anchor(sf)
-    a, b = (_rows(sf, anchor, points=5, conf_threshold=1.5)[S.POINTS.name] for _ in range(2))
+    a, b = (_rows(sf, anchor, points=5, conf_threshold=1.5, world_points=world_points)[S.POINTS.name]
+            for _ in range(2))
     assert len(a[S.X_M]) == 5 and np.array_equal(a[S.X_M], b[S.X_M])
     confident = CAM_POINTS[W:, 0].numpy()  # world = first camera, so x stays the camera-frame x
     assert all(np.abs(confident - x).min() < 1e-4 for x in a[S.X_M]) and (a[S.CONF] >= 1.5).all()
+    assert _rows(sf, anchor, world_points=world_points)[S.FRAMES.name][S.CONF_MEAN][0] < 5.0  # the same confidence
 
 
 @pytest.mark.usefixtures("one_torch_thread")
@@ -145,3 +155,27 @@ def test_stored_poses_follow_the_stream_across_resets(tiny_model, sample_video, 
     for got, want in zip(stored, expected, strict=True):
         np.testing.assert_allclose(got, (first_inv @ want).numpy(), atol=2e-4)
     assert not np.allclose(stored[3], stored[2], atol=1e-3)  # the poses do move (a real check, not identities)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("world_points", ["pose", "head"])
+def test_the_world_view_head_runs_only_for_the_head_rule(tiny_model, sample_video, tmp_path, world_points):
+    """The default ('pose') stores camera-frame points moved by the stored camera, and the world-view branch
+    (final_transform + dpt_cross) never runs; 'head' runs it and stores its points."""
+    from storage.catalog import open_catalog
+    from storage.fs import open_root
+    from tasks.options import DecodeOptions, ReconstructOptions
+    from tasks.reconstruct import reconstruct_video
+
+    calls = []
+    hook = tiny_model.downstream_head.dpt_cross.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        options = ReconstructOptions(decode=DecodeOptions(max_frames=3), convert={"world_points": world_points})
+        root = open_root(tmp_path / "ds")
+        assert reconstruct_video(sample_video, root, tiny_model, options=options).status == "ok"
+    finally:
+        hook.remove()
+    assert len(calls) == (3 if world_points == "head" else 0)
+    with open_catalog(root) as cat:
+        n = cat.query("SELECT count(*) AS n FROM points").to_pylist()[0]["n"]
+    assert n > 0

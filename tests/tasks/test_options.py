@@ -15,9 +15,14 @@ def test_params_leave_out_buffer_sizes_and_keep_their_hash():
     params = ReconstructOptions().params()
     assert "chunk_frames" not in params and "queue_size" not in params["decode"]
     assert params["decode"]["stride"] == 1 and params["convert"]["points_per_frame"] == 2000
-    # the hash the first release recorded for the demo's options (existing datasets stay "done")
-    demo = ReconstructOptions.model_validate({"decode": {"max_frames": 24}, "convert": {"points_per_frame": 500}})
-    assert params_hash(demo.params()) == "a9767b97d1d211a0"
+    # the hash the first release recorded for the demo's options: unchanged under the rule it used (world points
+    # from the world-view head), different under the new default (camera-frame points moved by the pose)
+    demo = {"decode": {"max_frames": 24}, "convert": {"points_per_frame": 500}}
+    head = ReconstructOptions.model_validate({**demo, "convert": {"points_per_frame": 500, "world_points": "head"}})
+    assert params_hash(head.params()) == "a9767b97d1d211a0" and "world_points" not in head.params()["convert"]
+    default = ReconstructOptions.model_validate(demo)
+    assert default.params()["convert"]["world_points"] == "pose"
+    assert params_hash(default.params()) != "a9767b97d1d211a0"
     tuned = ReconstructOptions(decode=DecodeOptions(queue_size=2), chunk_frames=8)
     assert tuned.params() == params  # buffering never forces a re-run
 
