@@ -358,9 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the fixtures used 2)")
     parser.add_argument("--strict", action="store_true", help="README tolerances without platform-floor relaxations")
     parser.add_argument("--case", action="append", help="only this case (default, ttt3r, reset2); repeatable")
+    parser.add_argument("--compile", action="store_true",
+                        help="check the torch.compile'd blocks (Human3R.compile_blocks) instead of eager: ~1 min more")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    report = run_parity(args.fixture_dir, strict=args.strict, cases=tuple(args.case) if args.case else None)
+    report = run_parity(args.fixture_dir, strict=args.strict, cases=tuple(args.case) if args.case else None,
+                        perturb=Human3R.compile_blocks if args.compile else None)
     print(report.table())
     n_bad = sum(not r.ok for r in report.rows)
     print(f"\nparity {'PASSED' if report.ok else 'FAILED'}: {len(report.rows) - n_bad} ok / {n_bad} failed")

@@ -140,15 +140,31 @@ def compute_context(device_type: str, dtype: torch.dtype):
 
 def compile_blocks(model: nn.Module, mode: str | None = None) -> nn.Module:
     """`torch.compile` the repeated parts in place: every transformer block (encoder, DINOv2, both decoder streams,
-    pose memory, world-view branch) and the DPT heads. Blocks of one kind share a compiled graph (same code and
-    shapes), so compiling costs about a minute on a small CPU, once per process and working size; then the
-    elementwise work around the matmuls is fused (measured on 4 encoder blocks in bfloat16 on a 2-core Xeon: x1.5).
-    The data-dependent glue (detections, tracking, resets) stays eager. `mode`: torch.compile's mode."""
+    pose memory, world-view branch) and the DPT heads. The elementwise work around the matmuls (LayerNorm, GELU,
+    RoPE, residual adds, dtype casts) is fused; the data-dependent glue (detections, tracking, resets) stays eager.
+
+    Exact: float32 casts are emulated (`emulate_precision_casts`, so the encoder's float16 RoPE rounding survives
+    fusion) and the parity pack passes compiled (`python -m human3r.parity DIR --compile`). Blocks of one kind share
+    a compiled graph; a token count that changes (people come and go) recompiles once with that size dynamic.
+    Costs ~40 s of compilation per process and working size on a 2-core CPU (a C++ compiler is needed on CPUs), then
+    measured on a 2-core AMX Xeon at 672S: float32 x1.05, bfloat16 x1.10 per frame. `mode`: torch.compile's mode.
+    """
+    import shutil
+
+    import torch._dynamo.config
+    import torch._inductor.config
+
     from human3r.heads import DPTHead
     from human3r.layers import Block, DecoderBlock, ModulatedBlock
 
+    device = next(model.parameters()).device
+    if device.type == "cpu" and not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+        raise ConfigError("compiling the network on a CPU needs a C++ compiler (g++ or clang++): install one "
+                          "(Debian: apt install g++) or run without --compile")
+    torch._inductor.config.emulate_precision_casts = True
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 32)
     kinds = (Block, DecoderBlock, ModulatedBlock, DPTHead)
     for module in model.modules():
         if isinstance(module, kinds) or type(module).__name__ == "DinoBlock":
-            module.compile(dynamic=False, mode=mode)
+            module.compile(mode=mode)
     return model

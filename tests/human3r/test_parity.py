@@ -62,3 +62,14 @@ def test_missing_fp16_rope_rounding_fails(parity_model):
 def test_cli_exit_code(capsys):
     assert main([str(FIXTURE), "--case", "reset2", "--threads", "1"]) == 0
     assert "parity PASSED" in capsys.readouterr().out
+
+
+def test_compiled_blocks_keep_parity(parity_model):
+    """`Human3R.compile_blocks` is an exact option: the torch.compile'd blocks (fused LayerNorm / GELU / RoPE, the
+    encoder's float16 rounding emulated) pass the pack's tolerances on a case with resets and changing people."""
+    from human3r.model import Human3R
+
+    compiled = run_parity(FIXTURE, perturb=Human3R.compile_blocks, cases=("reset2",),
+                          model=copy.deepcopy(parity_model))
+    assert compiled.ok, "\n" + compiled.table()
+    assert len(compiled.rows) > 30
