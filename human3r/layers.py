@@ -47,17 +47,21 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, fp16: bool
     `rope_tables`, computed in float32; returns a contiguous tensor of x's dtype.
 
     Per half, (u, v) -> (u cos - v sin, v cos + u sin): bit-identical to the four-piece formula (u cos + v (-sin)
-    rounds exactly like u cos - v sin). fp16=True reproduces the reference encoder quirk: float32 q/k rounded to
-    float16 before and after the rotation (a no-op for bfloat16 q/k, which are coarser than float16 already).
+    rounds exactly like u cos - v sin; the products are added in place, never fused into an FMA). fp16=True
+    reproduces the reference encoder quirk: float32 q/k rounded to float16 before and after the rotation (a no-op
+    for bfloat16 q/k, which are coarser than float16 already).
     """
     dtype = x.dtype
     fp16 = fp16 and dtype == torch.float32
     shape = (*cos.shape[:2], *([1] * (x.dim() - 3)), cos.shape[-1])
     cos, sin = cos.view(shape), sin.view(shape)
     y = x.to(torch.float16).float() if fp16 else x.float()
-    swapped = y.unflatten(-1, (2, 2, -1)).flip(-2).flatten(-3)  # [v_row, u_row, v_col, u_col]
-    y = y * cos + swapped * sin
-    return (y.to(torch.float16) if fp16 else y).to(dtype)
+    out = y * cos
+    quarters = y.unflatten(-1, (2, 2, -1))  # [half][u | v]: the swap is read in place, not copied (no flip)
+    out_q, sin_q = out.unflatten(-1, (2, 2, -1)), sin.unflatten(-1, (2, 2, -1))
+    out_q[..., 0, :] += quarters[..., 1, :] * sin_q[..., 0, :]  # u cos + v (-sin)
+    out_q[..., 1, :] += quarters[..., 0, :] * sin_q[..., 1, :]  # v cos + u sin
+    return (out.to(torch.float16) if fp16 else out).to(dtype)
 
 
 def rope2d(tokens: torch.Tensor, pos: torch.Tensor, base: float = 100.0, fp16: bool = False) -> torch.Tensor:
