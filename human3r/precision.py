@@ -146,8 +146,9 @@ def compile_blocks(model: nn.Module, mode: str | None = None) -> nn.Module:
     Exact: float32 casts are emulated (`emulate_precision_casts`, so the encoder's float16 RoPE rounding survives
     fusion) and the parity pack passes compiled (`python -m human3r.parity DIR --compile`). Blocks of one kind share
     a compiled graph; a token count that changes (people come and go) recompiles once with that size dynamic.
-    Costs ~40 s of compilation per process and working size on a 2-core CPU (a C++ compiler is needed on CPUs), then
-    measured on a 2-core AMX Xeon at 672S: float32 x1.05, bfloat16 x1.10 per frame. `mode`: torch.compile's mode.
+    Costs ~30-40 s of compilation per process and working size on a 2-core CPU (plus ~10 s when the sizes first
+    change; a C++ compiler is needed on CPUs), then measured per frame on a 2-core AMX Xeon (bench/model.py): 672S
+    float32 x1.03, bfloat16 x1.08; 896L float32 x1.02, bfloat16 x1.06. `mode`: torch.compile's mode.
     """
     import shutil
 
