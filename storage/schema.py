@@ -359,7 +359,7 @@ FRAMES = Table(
         Column(WORK_HEIGHT_PX, _I32, "working-resolution height"),
         Column(N_HUMANS, _I16, "people detected in this frame (rows in humans)"),
         Column(CONF_MEAN, _F32, "mean confidence of the frame's pointmap (the one the points come from)"),
-        Column(CONF_MEDIAN, _F32, "median pointmap confidence of the frame"),
+        Column(CONF_MEDIAN, _F32, "median confidence of the frame's pointmap (the one the points come from)"),
     ),
     sort_by=(VIDEO_ID, FRAME_IDX),
 )

@@ -42,7 +42,6 @@ def frame_rows(
     out = sf.output
     model_c2w = sf.c2w.detach().to("cpu", torch.float64)  # chained across resets, in the model's world frame
     c2w = anchor @ model_c2w
-    segment_to_world = c2w @ torch.linalg.inv(out.c2w[0].detach().to("cpu", torch.float64))
 
     # frames ------------------------------------------------------------------------------------------------------
     k_work = sf.intrinsics.detach().to("cpu", torch.float64)  # (3, 3) at working resolution, from the stream
@@ -52,6 +51,7 @@ def frame_rows(
     if options.world_points == "pose":
         pts, conf, to_world = out.pts3d_self[0], out.conf_self[0], c2w
     else:
+        segment_to_world = c2w @ torch.linalg.inv(out.c2w[0].detach().to("cpu", torch.float64))
         pts, conf, to_world = out.pts3d_world[0], out.conf_world[0], segment_to_world
     conf = conf.detach().float().cpu()
     h, w = conf.shape

@@ -158,7 +158,7 @@ def test_stored_poses_follow_the_stream_across_resets(tiny_model, sample_video, 
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-@pytest.mark.parametrize("world_points", ["pose", "head"])
+@WORLD_POINTS
 def test_the_world_view_head_runs_only_for_the_head_rule(tiny_model, sample_video, tmp_path, world_points):
     """The default ('pose') stores camera-frame points moved by the stored camera, and the world-view branch
     (final_transform + dpt_cross) never runs; 'head' runs it and stores its points."""
