@@ -30,9 +30,9 @@ def main() -> None:
 
     from human3r.weights import load_model
     from storage.fs import open_root
+    from tasks.ops.sample import make_sample_video
     from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
-    from tasks.reconstruct import reconstruct_video
-    from tasks.sample import make_sample_video
+    from tasks.reconstruction.video import reconstruct_video
 
     with tempfile.TemporaryDirectory() as tmp:
         inbox = Path(tmp) / "inbox"

@@ -41,13 +41,13 @@ def main() -> None:
     ap.add_argument("--points-per-frame", type=int, default=2000)
     args = ap.parse_args()
 
-    from tasks.sample import make_sample_video
+    from tasks.ops.sample import make_sample_video
 
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for n in (args.short, args.long):
             video = make_sample_video(Path(tmp) / f"v{n}.mp4", n_frames=n, width=args.width, height=args.height)
-            cmd = [sys.executable, "-m", "tasks.cli", "reconstruct", video, "--out", f"{tmp}/ds{n}",
+            cmd = [sys.executable, "-m", "tasks.cli.main", "reconstruct", video, "--out", f"{tmp}/ds{n}",
                    "--checkpoint", "untrained:tiny", "--points-per-frame", str(args.points_per_frame),
                    "--conf-threshold", "1.0"]
             rss, seconds = peak_rss_mb(cmd)

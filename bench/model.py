@@ -9,7 +9,8 @@ map by three peaks, as the reference measurement did; the product path is untouc
 is one `run_stream` step (forward + intrinsics) on prepared frames; the figure is the median of frames 2..N (frame
 1 is a warm-up, and is where the FLOPs are counted).
 
-* fast path: the outputs the pipeline stores by default (`tasks.reconstruct.stored_outputs`: none of the optional
+* fast path: the outputs the pipeline stores by default (`tasks.reconstruction.video.stored_outputs`: none of the
+optional
   ones; world points come from the camera-frame pointmap and the pose, so the world-view branch, the colour head and
   the person mask do not run) at `--precision` (`auto` decides by measuring, and says why).
 * `--vs-naive`: the straightforward path on the same frames, alternating frame by frame with the fast path: every
@@ -42,7 +43,7 @@ if __name__ == "__main__" and not sys.flags.safe_path:  # bench/storage.py would
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-STORED = frozenset()  # = tasks.reconstruct.stored_outputs(ReconstructOptions()) (bench imports human3r only)
+STORED = frozenset()  # = tasks.reconstruction.video.stored_outputs(ReconstructOptions()) (bench imports human3r only)
 PEOPLE = ((0.5, 0.25, 0.9), (0.5, 0.5, 0.85), (0.5, 0.75, 0.8))  # (row, col) as grid fractions, score
 
 

@@ -33,10 +33,10 @@ def main() -> None:
     from human3r.stream import run_stream
     from human3r.weights import load_model
     from storage.fs import open_root
-    from tasks.decode import FrameReader
+    from tasks.ops.sample import make_sample_video
     from tasks.options import ConvertOptions, ReconstructOptions
-    from tasks.reconstruct import reconstruct_video
-    from tasks.sample import make_sample_video
+    from tasks.reconstruction.decode import FrameReader
+    from tasks.reconstruction.video import reconstruct_video
 
     model = load_model(args.checkpoint)
     options = ReconstructOptions(convert=ConvertOptions(points_per_frame=args.points_per_frame, conf_threshold=1.0))

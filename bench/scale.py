@@ -117,7 +117,7 @@ def measure(con_query, ids: list[str], repeat: int) -> dict:
 
 def query_e2e_ms(root: Path, repeat: int = 3) -> float:
     exe = shutil.which("human3r") or sys.executable
-    cmd = [exe] if exe.endswith("human3r") else [exe, "-m", "tasks.cli"]
+    cmd = [exe] if exe.endswith("human3r") else [exe, "-m", "tasks.cli.main"]
     return _median_ms(lambda: subprocess.run([*cmd, "query", "--root", str(root), "--format", "csv", COUNT],
                                              check=True, capture_output=True), repeat)
 
@@ -186,10 +186,10 @@ def bench_rescan(n_files: int, work: Path) -> dict:
     from human3r.weights import inspect_weights
     from storage import delta as D
     from storage.dataset import params_hash
-    from tasks.discover import list_sources
+    from tasks.ops.sample import make_sample_video
     from tasks.options import ReconstructOptions
-    from tasks.plan import plan
-    from tasks.sample import make_sample_video
+    from tasks.reconstruction.discover import list_sources
+    from tasks.reconstruction.plan import plan
 
     inbox, root = work / "inbox", open_root(work / "inbox-ds")
     template = make_sample_video(work / "template.mp4", n_frames=2, width=64, height=48)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.compaction import compact_dataset_task
+from tasks.ops.compaction import compact_dataset_task
 
 
 @flow(name="compact-dataset", log_prints=False)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.archive import actor_pool, discover_videos, plan_videos, reconstruct_video_task, report
 from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
-from tasks.outcomes import Report
+from tasks.reconstruction.archive import actor_pool, discover_videos, plan_videos, reconstruct_video_task, report
+from tasks.reconstruction.outcomes import Report
 
 
 @flow(name="reconstruct-archive", task_runner=ThreadPoolTaskRunner(max_workers=32), log_prints=False)

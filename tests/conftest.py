@@ -160,7 +160,7 @@ def human3r_cli():
     are kept apart. The exit code is checked unless `code=None`."""
     from click.testing import CliRunner
 
-    from tasks.cli import cli
+    from tasks.cli.main import cli
 
     def run(*args, code: int | None = 0, env: dict | None = None):
         result = CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)

@@ -1,9 +1,9 @@
 """JPEG frames or person crops cut from the source videos with PyAV, for the image-label pairs of a build.
 
-`cut_images` decodes one source video once (`tasks.decode.FrameReader`: same frame indices, timestamps and display
-rotation as the reconstruction) up to the last frame it needs, and writes each wanted frame as a full-frame JPEG or
-as crops. A source that is gone, changed (another size than the run read) or unreadable is reported, not raised: the
-labels keep ``image_path`` null for it.
+`cut_images` decodes one source video once (`tasks.reconstruction.decode.FrameReader`: same frame indices, timestamps
+and display rotation as the reconstruction) up to the last frame it needs, and writes each wanted frame as a full-frame
+JPEG or as crops. A source that is gone, changed (another size than the run read) or unreadable is reported, not
+raised: the labels keep ``image_path`` null for it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import os
 
 import numpy as np
 
-from tasks.decode import FrameReader
 from tasks.errors import PipelineError, UsageError
 from tasks.options import DecodeOptions
+from tasks.reconstruction.decode import FrameReader
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ def cut_images(source_uri: str, expected_size: int | None, cuts: list[Cut], out_
     """Write `cuts` from the video at `source_uri`; returns (images written, why the rest could not be, or None)."""
     from PIL import Image
 
-    from tasks.location import locate
+    from tasks.reconstruction.location import locate
 
     if not cuts:
         return 0, None

@@ -59,7 +59,7 @@ def dash_dataset(tmp_path_factory, human3r_cli):
     """{'root', 'synthetic': [ids], 'real': id, 'video_path', 'bad_path', 'quality_video', 'spec'}."""
     import torch
 
-    from tasks.sample import make_sample_video
+    from tasks.ops.sample import make_sample_video
 
     base = tmp_path_factory.mktemp("dashboard")
     root = base / "dataset"

@@ -53,7 +53,7 @@ def _unavailable(reason: str):
 @pytest.fixture(scope="module")
 def server(dash_dataset):
     """The real command in its own process, on a free port; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "tasks.cli", "dashboard", "--root", str(dash_dataset["root"]),
+    proc = subprocess.Popen([sys.executable, "-m", "tasks.cli.main", "dashboard", "--root", str(dash_dataset["root"]),
                              "--port", "0", "--sql-timeout", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=REPO)
     line = proc.stdout.readline()

@@ -10,8 +10,8 @@ from PIL import Image
 
 from dashboards import media
 from dashboards.geometry import camera_centres, project
-from tasks.decode import FrameReader
-from tasks.sample import make_sample_video
+from tasks.ops.sample import make_sample_video
+from tasks.reconstruction.decode import FrameReader
 
 
 def _decode_jpeg(data: bytes) -> np.ndarray:

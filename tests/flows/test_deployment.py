@@ -27,7 +27,7 @@ def test_demo_through_real_server_and_worker(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "HUMAN3R_CHECKPOINT")}
     env.update(HUMAN3R_HOME=str(tmp_path / "home"), HUMAN3R_PREFECT_PORT=str(port), HF_HOME=str(tmp_path / "hf"),
                PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1")
-    cli = [sys.executable, "-m", "tasks.cli"]
+    cli = [sys.executable, "-m", "tasks.cli.main"]
     dataset = tmp_path / "ds"
     try:
         proc = subprocess.run([*cli, "demo", "--footage", str(tmp_path / "footage"), "--dataset", str(dataset)],
@@ -46,7 +46,7 @@ def test_demo_through_real_server_and_worker(tmp_path):
         try:
             assert asyncio.run(_scheduled_nightly_runs()) > 0  # cron schedules fire (the sqlalchemy<2.1 pin)
             # what `human3r watch` sends when footage lands: the on-new-footage trigger makes a run of it
-            from tasks.watch import Landed, footage_event, send_event
+            from tasks.ops.watch import Landed, footage_event, send_event
 
             inbox = tmp_path / "inbox"
             inbox.mkdir()

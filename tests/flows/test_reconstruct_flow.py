@@ -9,8 +9,8 @@ import pytest
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.writer import read_failures
+from tasks.ops.sample import make_sample_video
 from tasks.options import ConvertOptions, DecodeOptions, ModelOptions, ReconstructOptions
-from tasks.sample import make_sample_video
 
 pytest.importorskip("ray")
 

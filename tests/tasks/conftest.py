@@ -43,7 +43,7 @@ def numbered_frames(n, h=48, w=64):
 
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory):
-    from tasks.sample import make_sample_video
+    from tasks.ops.sample import make_sample_video
 
     return make_sample_video(tmp_path_factory.mktemp("videos") / "sample.mp4", n_frames=24, width=192, height=108)
 

@@ -11,7 +11,7 @@ import pytest
 
 from storage.fs import open_root
 from tasks.options import ConvertOptions, ReconstructOptions
-from tasks.reconstruct import reconstruct_video
+from tasks.reconstruction.video import reconstruct_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

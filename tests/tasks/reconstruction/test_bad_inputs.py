@@ -13,9 +13,9 @@ from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.writer import read_failures
+from tasks.ops.sample import sample_frames
 from tasks.options import DecodeOptions, ReconstructOptions
-from tasks.reconstruct import reconstruct_video
-from tasks.sample import sample_frames
+from tasks.reconstruction.video import reconstruct_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -5,9 +5,9 @@ Timestamps are the stream's own presentation times (variable frame rate kept); t
 stride, frame cap and a time window select frames without changing their indices (`frame_idx` always counts every
 decoded frame of the stream from 0). Every way a file can be unusable raises `VideoError` with a one-line reason.
 
-Videos on object storage (``s3://bucket/key``, see `tasks.location`) are read through a seekable file object, never
-downloaded whole: the probe fetches the header and the first frame (`PROBE_BUFFER` bytes per read), the decoder
-streams the object (`DECODE_BUFFER` bytes per read), and the hash streams it once.
+Videos on object storage (``s3://bucket/key``, see `tasks.reconstruction.location`) are read through a seekable file
+object, never downloaded whole: the probe fetches the header and the first frame (`PROBE_BUFFER` bytes per read), the
+decoder streams the object (`DECODE_BUFFER` bytes per read), and the hash streams it once.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import numpy as np
 
 from storage.schema import video_id_for
 from tasks.errors import VideoError
-from tasks.location import Location, locate, read_error, short_error
 from tasks.options import DecodeOptions
+from tasks.reconstruction.location import Location, locate, read_error, short_error
 
 PROBE_BUFFER = 64 << 10  # bytes per read of a remote object while probing (header + first frame)
 DECODE_BUFFER = 1 << 20  # bytes per read (one ranged GET on S3) of a remote object while decoding

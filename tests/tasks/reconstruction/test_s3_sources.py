@@ -14,11 +14,11 @@ from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.writer import read_failures
 from tasks import location
-from tasks.decode import DECODE_BUFFER, FrameReader, probe_video
-from tasks.discover import list_videos
 from tasks.errors import SourceError, VideoError
+from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions
-from tasks.sample import make_sample_video
+from tasks.reconstruction.decode import DECODE_BUFFER, FrameReader, probe_video
+from tasks.reconstruction.discover import list_videos
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BUCKET = "archive"
@@ -163,7 +163,8 @@ class _CountingFilesystem:
 
 @pytest.fixture
 def counting(monkeypatch):
-    """Every filesystem `tasks.location` opens is counted; `counting.fail_after = n` makes PyAV's n+1-th read fail."""
+    """Every filesystem `tasks.reconstruction.location` opens is counted; `counting.fail_after = n` makes PyAV's n+1-th
+    read fail."""
 
     class Seen(list):
         fail_after = None

@@ -14,8 +14,8 @@ from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.writer import read_failures, read_table
+from tasks.ops.sample import make_sample_video
 from tasks.options import ClusterOptions, DecodeOptions, ModelOptions, ReconstructOptions
-from tasks.sample import make_sample_video
 
 ray = pytest.importorskip("ray")
 
@@ -42,7 +42,7 @@ def clips(tmp_path_factory):
 
 
 def _pool(size=1, **kw):
-    from tasks.inference import ActorPool
+    from tasks.reconstruction.actors import ActorPool
 
     cluster = ClusterOptions(num_actors=size, cpus_per_actor=1, torch_threads=1, **kw)
     return ActorPool(ModelOptions(checkpoint="untrained:tiny"), cluster)

@@ -1,6 +1,7 @@
 """Ray actors that hold Human3R: load the model once, stream one video per call, write rows, return a summary.
 
-`Human3RActor` is a thin shell around `tasks.reconstruct.reconstruct_video` (plain Python, tested without Ray).
+`Human3RActor` is a thin shell around `tasks.reconstruction.video.reconstruct_video` (plain Python, tested without
+Ray).
 `ActorPool` keeps `num_actors` long-lived actors and hands each video to a free one from any thread (Prefect runs one
 task per video in a thread pool). When an actor dies mid-video (killed, out of memory) it is replaced and the video
 retried; nothing of the dead attempt is visible because the dataset commits a video atomically, and a video is
@@ -22,10 +23,10 @@ import os
 import queue
 import threading
 
-from tasks.decode import VideoProbe
 from tasks.errors import ActorDied, VideoTimeout
 from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
-from tasks.outcomes import VideoSummary, record_failure
+from tasks.reconstruction.decode import VideoProbe
+from tasks.reconstruction.outcomes import VideoSummary, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Human3RActor:
         from human3r.batching import SharedModel
         from human3r.body import load_body_model
         from human3r.weights import load_model
-        from tasks.reconstruct import resolve_device
+        from tasks.reconstruction.video import resolve_device
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
@@ -72,7 +73,7 @@ class Human3RActor:
     def reconstruct(self, video: VideoProbe | str, root_uri: str, options: ReconstructOptions,
                     force: bool = False) -> VideoSummary:
         from storage.fs import open_root
-        from tasks.reconstruct import reconstruct_video
+        from tasks.reconstruction.video import reconstruct_video
 
         self.calls += 1
         member = self.shared.member() if self.shared else contextlib.nullcontext(self.model)

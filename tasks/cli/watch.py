@@ -1,7 +1,7 @@
 """`human3r watch INBOX`: report new footage to Prefect, which runs the `on-new-footage` deployment.
 
-The logic lives in `tasks.watch`; this module is the command only, registered lazily on the `human3r` group
-(`tasks.cli`). It imports neither prefect nor watchfiles until it runs.
+The logic lives in `tasks.ops.watch`; this module is the command only, registered lazily on the `human3r` group
+(`tasks.cli.main`). It imports neither prefect nor watchfiles until it runs.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def watch(inbox: str, dataset: str | None, settle_s: float, max_wait_s: float, o
     """
     import os
 
-    from tasks.watch import InboxWatcher, prefect_api_url, prefect_emitter
+    from tasks.ops.watch import InboxWatcher, prefect_api_url, prefect_emitter
 
-    logger = logging.getLogger("tasks.watch")
+    logger = logging.getLogger("tasks.ops.watch")
     if not logging.getLogger().handlers:  # `human3r -v` configured logging already
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from human3r import Human3R, Human3RConfig
 from human3r.weights import load_model, to_reference_names
-from tasks.weights_cli import weights
+from tasks.cli.weights import weights
 
 pytestmark = pytest.mark.usefixtures("isolated_weight_caches")
 
@@ -68,7 +68,7 @@ def test_resolve_untrained_and_help():
 
 
 def test_main_cli_loads_the_group_lazily():
-    from tasks.cli import cli
+    from tasks.cli.main import cli
 
     result = CliRunner().invoke(cli, ["weights", "verify", "--help"])
     assert result.exit_code == 0 and "strict key/shape match" in result.output

@@ -31,8 +31,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tasks.discover import is_video_name
 from tasks.errors import ServiceError, SourceError
+from tasks.reconstruction.discover import is_video_name
 
 EVENT_NAME = "human3r.footage.landed"
 RESOURCE_PREFIX = "human3r.inbox."
@@ -52,7 +52,7 @@ def _hidden(path: str | os.PathLike, inbox: str | os.PathLike) -> bool:
 
 
 def is_footage_name(path: str | os.PathLike, inbox: str | os.PathLike) -> bool:
-    """A video name under `inbox` that a listing would pick up (`tasks.discover.is_video_name`)."""
+    """A video name under `inbox` that a listing would pick up (`tasks.reconstruction.discover.is_video_name`)."""
     try:
         relative = Path(path).relative_to(inbox)
     except ValueError:

@@ -1,7 +1,7 @@
-"""`human3r reconstruct`, `human3r demo` and `human3r services`: the pipeline from the command line.
+"""`human3r reconstruct` and `human3r demo`: the pipeline from the command line.
 
 Flags are built from the option models of `tasks.options` (defaults and help written there once). Registered
-lazily on the `human3r` group (`tasks.cli`), which turns expected errors into one line.
+lazily on the `human3r` group (`tasks.cli.main`), which turns expected errors into one line.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import click
 
-from tasks.cli import print_table
+from tasks.cli.main import print_table
 from tasks.options import ModelOptions, ReconstructOptions, click_options
 
 MODEL_FLAGS = {"--checkpoint": "checkpoint", "--preset": "preset", "--body-model": "body_model", "--device": "device",
@@ -55,10 +55,10 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     from human3r.body import load_body_model
     from human3r.weights import inspect_weights, load_model
     from storage.fs import open_root
-    from tasks.discover import list_sources
-    from tasks.outcomes import summarize
-    from tasks.plan import plan, planned_precision
-    from tasks.reconstruct import resolve_device
+    from tasks.reconstruction.discover import list_sources
+    from tasks.reconstruction.outcomes import summarize
+    from tasks.reconstruction.plan import plan, planned_precision
+    from tasks.reconstruction.video import resolve_device
 
     console = Console(stderr=True, soft_wrap=True)
     listed = list_sources(videos)
@@ -91,8 +91,8 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
 def _reconstruct_all(videos, dataset, network, options, body, force, console) -> list:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tasks.location import file_name
-    from tasks.reconstruct import reconstruct_video
+    from tasks.reconstruction.location import file_name
+    from tasks.reconstruction.video import reconstruct_video
 
     summaries = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -149,7 +149,7 @@ def demo(footage: str, dataset: str, checkpoint: str, home: str | None, port: in
     """
     from human3r.errors import CheckpointError
     from human3r.weights import inspect_weights
-    from tasks.services import Services
+    from tasks.ops.services import Services
 
     try:
         identity = inspect_weights(checkpoint)
@@ -195,45 +195,3 @@ def demo(footage: str, dataset: str, checkpoint: str, home: str | None, port: in
             print_table(catalog.query(sql), max_rows=10)
     click.echo(f"\nquery it:  human3r query --root {dataset} \"SELECT count(*) FROM humans\"")
     click.echo("stop the services:  human3r services stop")
-
-
-@click.group()
-def services() -> None:
-    """The local Prefect server and worker that `human3r demo` starts."""
-
-
-def _services_options(fn):
-    fn = click.option("--port", type=int, default=None, envvar="HUMAN3R_PREFECT_PORT", help="Server port [4200].")(fn)
-    return click.option("--home", default=None, envvar="HUMAN3R_HOME", help="State folder [.human3r].")(fn)
-
-
-@services.command("status")
-@_services_options
-def services_status(home, port) -> None:
-    """Is the server answering, is the worker running."""
-    from tasks.services import Services
-
-    st = Services.from_env(home, port).status()
-    click.echo(f"server: {st['server'] or 'not running'} (pid {st['server_pid']})")
-    click.echo(f"worker: {'running, pid ' + str(st['worker_pid']) if st['worker_pid'] else 'not running'}")
-    click.echo(f"state:  {st['home']}")
-
-
-@services.command("stop")
-@_services_options
-def services_stop(home, port) -> None:
-    """Stop the worker and the server started by `human3r demo`."""
-    from tasks.services import Services
-
-    stopped = Services.from_env(home, port).stop()
-    click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
-
-
-@services.command("env")
-@_services_options
-def services_env(home, port) -> None:
-    """Print `export` lines so `prefect ...` commands talk to this server: eval "$(human3r services env)"."""
-    from tasks.services import Services
-
-    for key, value in Services.from_env(home, port).env().items():
-        click.echo(f"export {key}={value}")

@@ -1,6 +1,6 @@
 """`human3r dashboard --root ROOT`: serve the read-only web dashboard over a dataset (the app is in `dashboards`).
 
-This module is the command only, registered lazily on the `human3r` group (`tasks.cli`); it imports the web stack
+This module is the command only, registered lazily on the `human3r` group (`tasks.cli.main`); it imports the web stack
 (FastAPI, uvicorn, plotly) only when it runs. It opens the dataset and binds the socket before serving, so a missing
 dataset or a port in use is one red line (exit 2), not a traceback.
 """

@@ -1,10 +1,10 @@
 """The archive stages as Prefect tasks: discover, plan (skip what is done), reconstruct on Ray actors, report.
 
-Each `@task` wraps a plain function (here or in `tasks.reconstruct`) that tests call directly. Exactly-once lives in
-the data layer: `plan` (tasks.plan) asks the dataset which videos it already holds for this content hash, model and
-parameters, probing in parallel only the files that are new or changed since the last scan (the `sources` table),
-and the actor checks again before writing; Prefect's cache is not involved (`NO_CACHE`). The probe made by `plan`
-travels to the actor, so each video is hashed once.
+Each `@task` wraps a plain function (here or in `tasks.reconstruction.video`) that tests call directly. Exactly-once
+lives in the data layer: `plan` (tasks.reconstruction.plan) asks the dataset which videos it already holds for this
+content hash, model and parameters, probing in parallel only the files that are new or changed since the last scan (the
+`sources` table), and the actor checks again before writing; Prefect's cache is not involved (`NO_CACHE`). The probe
+made by `plan` travels to the actor, so each video is hashed once.
 """
 
 from __future__ import annotations
@@ -18,19 +18,20 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from storage.fs import open_root
-from tasks.decode import VideoProbe
-from tasks.discover import Listed, list_sources
 from tasks.errors import SourceError
 from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
-from tasks.outcomes import Report, VideoSummary, summarize
-from tasks.plan import Plan, plan, planned_precision
+from tasks.reconstruction.decode import VideoProbe
+from tasks.reconstruction.discover import Listed, list_sources
+from tasks.reconstruction.outcomes import Report, VideoSummary, summarize
+from tasks.reconstruction.plan import Plan, plan, planned_precision
 
 
 def discover(source: str, *, sample_videos: int = 0) -> list[Listed]:
-    """Video files under `source` (folder, file, glob, or an s3:// prefix or object: see `tasks.discover`). With
-    `sample_videos` > 0, first make sure the folder holds that many generated sample clips (the demo's footage)."""
+    """Video files under `source` (folder, file, glob, or an s3:// prefix or object: see
+    `tasks.reconstruction.discover`). With `sample_videos` > 0, first make sure the folder holds that many generated
+    sample clips (the demo's footage)."""
     if sample_videos:
-        from tasks.sample import make_sample_video
+        from tasks.ops.sample import make_sample_video
 
         folder = Path(source)
         folder.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def actor_pool(model: ModelOptions, cluster: ClusterOptions):
     """Connect to (or start) Ray and hold `cluster.num_actors` model replicas for the duration of the block."""
     import ray
 
-    from tasks.inference import ActorPool, connect
+    from tasks.reconstruction.actors import ActorPool, connect
 
     started_here = not ray.is_initialized() and not cluster.ray_address
     connect(cluster.ray_address)

@@ -12,8 +12,8 @@ from human3r.geometry import WorkingGeometry
 from human3r.outputs import FrameOutput, Humans
 from human3r.stream import StreamFrame, run_stream
 from storage import schema as S
-from tasks.convert import frame_rows, world_anchor
 from tasks.options import ConvertOptions
+from tasks.reconstruction.convert import frame_rows, world_anchor
 
 H, W = 4, 6
 pytestmark = pytest.mark.filterwarnings("ignore:no SMPL-X body model given")
@@ -131,9 +131,9 @@ def test_stored_poses_follow_the_stream_across_resets(tiny_model, sample_video, 
     poses of the earlier reset frames times the frame's own raw pose."""
     from storage.catalog import open_catalog
     from storage.fs import open_root
-    from tasks.decode import FrameReader
     from tasks.options import DecodeOptions, ReconstructOptions
-    from tasks.reconstruct import reconstruct_video
+    from tasks.reconstruction.decode import FrameReader
+    from tasks.reconstruction.video import reconstruct_video
 
     options = ReconstructOptions(decode=DecodeOptions(max_frames=7), reset_interval=3)
     root = open_root(tmp_path / "ds")
@@ -165,7 +165,7 @@ def test_the_world_view_head_runs_only_for_the_head_rule(tiny_model, sample_vide
     from storage.catalog import open_catalog
     from storage.fs import open_root
     from tasks.options import DecodeOptions, ReconstructOptions
-    from tasks.reconstruct import reconstruct_video
+    from tasks.reconstruction.video import reconstruct_video
 
     calls = []
     hook = tiny_model.downstream_head.dpt_cross.register_forward_hook(lambda *a: calls.append(1))

@@ -99,10 +99,10 @@ def test_help_explains(run):
 def test_console_script_starts_without_torch():
     """The installed `human3r` entry point: --help answers without importing torch, ray or prefect."""
     exe = shutil.which("human3r")
-    cmd = [exe, "--help"] if exe else [sys.executable, "-m", "tasks.cli", "--help"]
+    cmd = [exe, "--help"] if exe else [sys.executable, "-m", "tasks.cli.main", "--help"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "reconstruct" in proc.stdout
-    code = ("import sys, tasks.cli; from click.testing import CliRunner; CliRunner().invoke(tasks.cli.cli, "
+    code = ("import sys, tasks.cli.main; from click.testing import CliRunner; CliRunner().invoke(tasks.cli.main.cli, "
             "['--help']); print(sorted(m for m in ('torch', 'ray', 'prefect') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

@@ -23,11 +23,11 @@ from storage import dataset
 from storage import schema as S
 from storage.fs import Root
 from storage.writer import read_sources, write_sources
-from tasks.decode import DecodeOptions, VideoProbe, probe_video
-from tasks.discover import Listed
 from tasks.errors import PipelineError, VideoError
 from tasks.options import ReconstructOptions
-from tasks.outcomes import VideoSummary, record_failure
+from tasks.reconstruction.decode import DecodeOptions, VideoProbe, probe_video
+from tasks.reconstruction.discover import Listed
+from tasks.reconstruction.outcomes import VideoSummary, record_failure
 
 PROBE_WORKERS = 8  # files probed at once (I/O bound: local disks, object storage)
 

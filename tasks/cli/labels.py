@@ -1,14 +1,15 @@
 """`human3r labels score` and `human3r labels build`: track quality and pseudo-labelled datasets from the command line.
 
 Flags of `build` come from `tasks.labels.options` (defaults and help written there once). Registered lazily on the
-`human3r` group (`tasks.cli`), which turns expected errors (bad SQL, a bad option, an existing --out) into one line.
+`human3r` group (`tasks.cli.main`), which turns expected errors (bad SQL, a bad option, an existing --out) into one
+line.
 """
 
 from __future__ import annotations
 
 import click
 
-from tasks.cli import ROOT_HELP
+from tasks.cli.main import ROOT_HELP
 from tasks.labels.options import LabelOptions
 from tasks.options import click_options
 

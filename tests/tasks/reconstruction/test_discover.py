@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.discover import list_videos
 from tasks.errors import SourceError
+from tasks.reconstruction.discover import list_videos
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.watch import (
+from tasks.ops.watch import (
     EVENT_NAME,
     MAX_LISTED_FILES,
     InboxWatcher,
@@ -229,7 +229,7 @@ def _received(event):
     """The event as the server receives it from `send_event`."""
     from prefect.server.events.schemas.events import ReceivedEvent
 
-    from tasks.watch import to_prefect_event
+    from tasks.ops.watch import to_prefect_event
 
     return ReceivedEvent.model_validate_json(to_prefect_event(event).model_dump_json())
 
@@ -296,7 +296,7 @@ def test_watch_command_is_listed_and_its_modules_import_light(human3r_cli):
     import subprocess
     import sys
 
-    code = ("import sys, tasks.cli_watch, tasks.watch; "
+    code = ("import sys, tasks.cli.watch, tasks.ops.watch; "
             "print(sorted(m for m in ('prefect', 'torch', 'watchfiles', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from tasks.decode import FrameReader, probe_video
 from tasks.errors import VideoError
 from tasks.options import DecodeOptions
+from tasks.reconstruction.decode import FrameReader, probe_video
 
 
 @pytest.fixture(scope="module")

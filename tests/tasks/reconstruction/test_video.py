@@ -12,9 +12,9 @@ import torch
 from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
-from tasks.decode import FrameReader
 from tasks.options import DecodeOptions, ReconstructOptions
-from tasks.reconstruct import reconstruct_video
+from tasks.reconstruction.decode import FrameReader
+from tasks.reconstruction.video import reconstruct_video
 
 PARITY = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "parity"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

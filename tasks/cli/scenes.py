@@ -5,7 +5,7 @@
   (tasks.scenes.export);
 * ``view``: a Rerun recording to scrub through (tasks.scenes.view).
 
-Registered lazily on the `human3r` group (tasks.cli); Open3D, torch, pygltflib and rerun are imported when a
+Registered lazily on the `human3r` group (tasks.cli.main); Open3D, torch, pygltflib and rerun are imported when a
 command runs, so `human3r --help` stays fast.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import click
 
-from tasks.cli import ROOT_HELP
+from tasks.cli.main import ROOT_HELP
 from tasks.options import click_options
 from tasks.scenes.fuse import FuseOptions
 

@@ -12,9 +12,9 @@ from storage import delta as D
 from storage import schema as S
 from storage.fs import open_root
 from tasks import plan as P
-from tasks.discover import list_sources
+from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions, ReconstructOptions
-from tasks.sample import make_sample_video
+from tasks.reconstruction.discover import list_sources
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_changed_and_new_files_are_probed_again(inbox, tmp_path, identity):
 
 
 def test_what_the_dataset_holds_is_skipped_and_force_plans_it_again(inbox, tmp_path, identity, tiny_model):
-    from tasks.reconstruct import reconstruct_video
+    from tasks.reconstruction.video import reconstruct_video
 
     root = open_root(tmp_path / "ds")
     first = _plan(inbox, root, identity)

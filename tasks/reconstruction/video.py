@@ -1,9 +1,9 @@
 """One video -> one committed run in the dataset: stream its frames through Human3R and write the rows.
 
 `reconstruct_video` is plain Python (the Ray actor and the CLI both call it) and takes the video's probe (from
-`tasks.plan`), so a video is hashed once. Memory stays flat in the video's length: frames are decoded ahead into a
-bounded queue, the network carries only its recurrent state, and rows go to the writer in chunks. A failure of any
-kind becomes a `failures` row with a one-line reason, and nothing of the failed run becomes visible.
+`tasks.reconstruction.plan`), so a video is hashed once. Memory stays flat in the video's length: frames are decoded
+ahead into a bounded queue, the network carries only its recurrent state, and rows go to the writer in chunks. A
+failure of any kind becomes a `failures` row with a one-line reason, and nothing of the failed run becomes visible.
 """
 
 from __future__ import annotations
@@ -25,20 +25,20 @@ from storage import dataset
 from storage import schema as S
 from storage.fs import Root
 from storage.writer import RunInfo, VideoWriter
-from tasks.convert import RowBuffer, frame_rows, world_anchor
-from tasks.decode import DecodedFrame, DecodeOptions, FrameReader, VideoProbe
 from tasks.errors import OptionsError, PipelineError
 from tasks.options import ReconstructOptions
-from tasks.outcomes import VideoSummary, record_failure
-from tasks.plan import already_done, probe
+from tasks.reconstruction.convert import RowBuffer, frame_rows, world_anchor
+from tasks.reconstruction.decode import DecodedFrame, DecodeOptions, FrameReader, VideoProbe
+from tasks.reconstruction.outcomes import VideoSummary, record_failure
+from tasks.reconstruction.plan import already_done, probe
 
 log = logging.getLogger(__name__)
 
 
 def stored_outputs(options: ReconstructOptions) -> frozenset[str]:
-    """The optional network outputs the dataset stores (`human3r.outputs.OPTIONAL_OUTPUTS`; tasks.convert reads the
-    pose, humans, the camera-frame pointmap and, with `world_points='head'`, the world-view one): the colour head
-    and the person mask never run, the world-view branch only for 'head'."""
+    """The optional network outputs the dataset stores (`human3r.outputs.OPTIONAL_OUTPUTS`;
+    tasks.reconstruction.convert reads the pose, humans, the camera-frame pointmap and, with `world_points='head'`, the
+    world-view one): the colour head and the person mask never run, the world-view branch only for 'head'."""
     return frozenset({"pts3d_world"}) if options.convert.world_points == "head" else frozenset()
 
 

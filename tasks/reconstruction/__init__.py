@@ -1,0 +1,1 @@
+"""Videos -> dataset rows: discover, plan, decode, run the network, convert, write; Ray actors and Prefect tasks."""
