@@ -11,9 +11,9 @@ import pytest
 from storage import delta as D
 from storage import schema as S
 from storage.fs import open_root
-from tasks import plan as P
 from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions, ReconstructOptions
+from tasks.reconstruction import plan as P
 from tasks.reconstruction.discover import list_sources
 
 

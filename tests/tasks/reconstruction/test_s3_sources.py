@@ -13,10 +13,10 @@ from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.writer import read_failures
-from tasks import location
 from tasks.errors import SourceError, VideoError
 from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions
+from tasks.reconstruction import location
 from tasks.reconstruction.decode import DECODE_BUFFER, FrameReader, probe_video
 from tasks.reconstruction.discover import list_videos
 

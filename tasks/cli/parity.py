@@ -1,0 +1,49 @@
+"""`human3r parity model|train|eval PACK_DIR`: check this project against the reference's recorded numbers.
+
+Each subcommand reads a parity pack (a folder in the format of `tests/fixtures/<pack>`: the reference's inputs,
+outputs and tolerances), prints the worst error per quantity against the pack's tolerances, and exits with code 1
+when anything fails (0 when everything passes; 2 for a folder that is not such a pack).
+
+* ``model``: the network (`human3r.parity`; also `python -m human3r.parity PACK_DIR`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tasks.errors import UsageError
+
+_PACK = click.argument("pack_dir", type=click.Path(file_okay=False, path_type=Path))
+_THREADS = click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+                        help="torch CPU threads (the packs were recorded with 2).")
+
+
+def _require(pack: Path, *names: str) -> None:
+    missing = [n for n in names if not (pack / n).exists()]
+    if missing:
+        raise UsageError(f"{pack} is not a parity pack of this kind: it lacks {', '.join(missing)}")
+
+
+@click.group()
+def parity() -> None:
+    """Compare this project's numbers with the reference implementation's, from a parity pack."""
+
+
+@parity.command("model")
+@_PACK
+@_THREADS
+@click.option("--strict", is_flag=True, help="The README tolerances without platform-floor relaxations.")
+@click.option("--case", "cases", multiple=True, help="Only this case (default, ttt3r, reset2); repeatable.")
+@click.option("--compile", "compiled", is_flag=True,
+              help="Check the torch.compile'd blocks (Human3R.compile_blocks) instead of eager: ~1 min more.")
+def model(pack_dir: Path, threads: int, strict: bool, cases: tuple[str, ...], compiled: bool) -> None:
+    """The network: every recorded output of the pack's cases (tests/fixtures/parity is one)."""
+    _require(pack_dir, "config.json", "inputs.npz")
+    argv = [str(pack_dir), "--threads", str(threads), *(["--strict"] if strict else []),
+            *[a for c in cases for a in ("--case", c)], *(["--compile"] if compiled else [])]
+    from human3r.parity import main
+
+    sys.exit(main(argv))
