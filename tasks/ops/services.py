@@ -25,7 +25,7 @@ DEFAULT_PORT = 4200
 
 def repo_root() -> Path:
     """The folder holding prefect.yaml (the project checkout)."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass(frozen=True)

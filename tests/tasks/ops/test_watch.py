@@ -21,7 +21,7 @@ from tasks.ops.watch import (
     split_batch,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 # ------------------------------------------------------------------------------------------------ settle logic

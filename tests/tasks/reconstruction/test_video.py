@@ -16,7 +16,7 @@ from tasks.options import DecodeOptions, ReconstructOptions
 from tasks.reconstruction.decode import FrameReader
 from tasks.reconstruction.video import reconstruct_video
 
-PARITY = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "parity"
+PARITY = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "parity"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
