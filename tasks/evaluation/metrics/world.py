@@ -50,13 +50,15 @@ def w_mpjpe100_mm(pred_j: np.ndarray, gt_j: np.ndarray, frame_ids: np.ndarray, c
 def rte_pct(pred_root: np.ndarray, gt_root: np.ndarray, fixed_scale: bool = True) -> np.ndarray:
     """(F,) root translation error in % of the *total* GT root path length, after one rigid (or Sim3) fit.
 
-    pred_root, gt_root (F, 3) in metres (SMPL joint 0). A GT root that never moves gives inf (0 path length).
+    pred_root, gt_root (F, 3) in metres (SMPL joint 0). A GT root that never moves (0 path length) gives inf
+    everywhere, as the reference's float32 arithmetic does (its errors are never exactly 0 then).
     """
     s, r, t = umeyama(gt_root, pred_root, fixed_scale=fixed_scale)
     err = np.linalg.norm(gt_root - apply_similarity(s, r, t, pred_root), axis=-1)
     path = np.linalg.norm(np.diff(gt_root, axis=0), axis=-1).sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return err / path * 100.0
+    if path == 0:
+        return np.full(len(err), np.inf)
+    return err / path * 100.0
 
 
 def jitter_10m_s3(pred_j: np.ndarray, windows: np.ndarray, fps: float = FPS) -> np.ndarray:
