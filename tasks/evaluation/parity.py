@@ -84,7 +84,8 @@ class Report:
             c.failures += 1
             c.notes.append(text)
 
-    def print(self, out=sys.stdout) -> bool:
+    def print(self, out=None) -> bool:
+        out = out or sys.stdout
         width = max(len(n) for n in self.checks) + 2
         out.write(f"{'check':<{width}}{'n':>7}  {'worst abs':>11}  {'worst rel':>10}  {'tolerance':<28}status\n")
         for c in self.checks.values():
@@ -141,6 +142,7 @@ def aggregate_frames(z, seq: str) -> list[HumanFrame]:
     """The pack's aggregate sequence as the launch loop sees it: a false-positive frame has an extra (poster)
     detection first, at the person's prediction + fp_offset; a missed frame has no prediction."""
     p = f"{seq}__"
+    z = {k: z[k] for k in z.files if k.startswith(p) or k.startswith("K_")}  # read each array once
     miss, fp = set(z[p + "miss_frames"].tolist()), set(z[p + "fp_frames"].tolist())
     frames = []
     for f in range(len(z[p + "gt_c_j"])):
@@ -285,7 +287,7 @@ def check_depth(pack: Path, tol: dict, rep: Report) -> None:
                              f"bonn {mode}")
 
 
-def run(pack: str | Path, out=sys.stdout) -> bool:
+def run(pack: str | Path, out=None) -> bool:
     """Every check of `pack`; prints the table and returns True when everything passes."""
     from tasks.evaluation.parity_edges import check_edges
 
