@@ -51,13 +51,14 @@ def irls_scale(pred: np.ndarray, gt: np.ndarray, steps: int = IRLS_STEPS) -> flo
     p32 = np.asarray(pred, np.float32)
     p64 = p32.astype(np.float64)
     g = np.asarray(gt, np.float64)
-    s = float(np.mean(g)) / float(np.float32(np.mean(p64)))  # torch's float32 mean of p, then float64 division
-    p_sq = (p32 * p32).astype(np.float64)  # pred**2 in float32
-    for _ in range(steps):
-        sp = (np.float32(s) * p32).astype(np.float64)  # s * pred in float32
-        w = 1.0 / (np.abs(sp - g) + 1e-8)
-        s = float(np.sum(w * p64 * g) / np.sum(w * p_sq))
-    return max(s, 1e-3)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a zero prediction gives inf/NaN, as torch
+        s = np.float64(np.mean(g)) / np.float64(np.float32(np.mean(p64)))  # torch's float32 mean of p
+        p_sq = (p32 * p32).astype(np.float64)  # pred**2 in float32
+        for _ in range(steps):
+            sp = (np.float32(s) * p32).astype(np.float64)  # s * pred in float32
+            w = 1.0 / (np.abs(sp - g) + 1e-8)
+            s = np.sum(w * p64 * g) / np.sum(w * p_sq)
+    return float(s) if np.isnan(s) else max(float(s), 1e-3)
 
 
 def l1_scale(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -65,6 +66,8 @@ def l1_scale(pred: np.ndarray, gt: np.ndarray) -> float:
     p = np.asarray(pred, np.float64)
     g = np.asarray(gt, np.float64)
     nz = p != 0
+    if not nz.any():  # every scale gives the same cost: the clamp's floor, as the reference's clamp would
+        return 1e-3
     ratio, weight = g[nz] / p[nz], np.abs(p[nz])
     order = np.argsort(ratio, kind="stable")
     cum = np.cumsum(weight[order])
@@ -111,7 +114,7 @@ def depth_metrics(pred: np.ndarray, gt: np.ndarray, align: str = "scale", max_de
     for name, thr in (("delta_1", 1.0), ("delta_1_25", 1.25), ("delta_1_25_2", 1.25**2), ("delta_1_25_3", 1.25**3)):
         if name in names:
             frac = np.count_nonzero(ratio < thr) / n
-            out[name] = float(np.float32(frac)) if ref else frac
+            out[name] = float(np.float32(frac)) if ref else float(frac)
     return {**{m: out[m] for m in names}, "valid_pixels": n}
 
 
