@@ -5,6 +5,7 @@ outputs and tolerances), prints the worst error per quantity against the pack's 
 when anything fails (0 when everything passes; 2 for a folder that is not such a pack).
 
 * ``model``: the network (`human3r.parity`; also `python -m human3r.parity PACK_DIR`).
+* ``eval``: the evaluation metrics (`tasks.evaluation.parity`): human, camera (evo), depth, the edge cases.
 """
 
 from __future__ import annotations
@@ -47,3 +48,13 @@ def model(pack_dir: Path, threads: int, strict: bool, cases: tuple[str, ...], co
     from human3r.parity import main
 
     sys.exit(main(argv))
+
+
+@parity.command("eval")
+@_PACK
+def eval_(pack_dir: Path) -> None:
+    """The evaluation metrics, reference protocol: every fixture of an eval pack (tests/fixtures/eval_parity)."""
+    _require(pack_dir, "tolerances.json", "human/camcoord.npz", "camera/camera.json", "depth/depth.npz")
+    from tasks.evaluation.parity import run
+
+    sys.exit(0 if run(pack_dir) else 1)

@@ -1,0 +1,1 @@
+"""Benchmark evaluation: the metrics (metrics/) and the benchmark loaders (benchmarks/)."""
