@@ -19,6 +19,7 @@ Construction checks the layout (every frame's five files); reading checks the fi
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,7 @@ def read_frame(root: str | os.PathLike, split: str, sequence: str, frame: str) -
     except FileNotFoundError as err:
         missing = Path(err.filename).relative_to(seq)
         raise DataLayoutError(f"BEDLAM frame {rel}/{frame}: {missing} is missing") from None
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
         raise DataLayoutError(f"BEDLAM frame {rel}/{frame}: cannot read it ({err})") from None
     lacking = [k for k in ("intrinsics", "pose") if k not in cam]
     if lacking:

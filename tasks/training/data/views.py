@@ -55,6 +55,8 @@ class Frame:
 def person_slots(people: list[dict], max_humans: int, where: str) -> dict[str, np.ndarray]:
     """People -> ``smpl_mask`` (N,) bool and ``smplx_*`` (N, ...) float32: those at least 1 cm in front of the
     camera, nearest first (stable), zeros in the empty slots; more than N is an error naming the frame."""
+    if any("smplx_transl" not in p for p in people):
+        raise DataLayoutError(f"{where}: a person lacks smplx_transl")
     humans = [p for p in people if p["smplx_transl"][-1] > MIN_DEPTH_M]
     if len(humans) > max_humans:
         raise TooManyPeopleError(f"{where}: {len(humans)} people in front of the camera, more than the "

@@ -96,15 +96,18 @@ def test_more_people_than_slots_is_an_error(bedlam_copy):
         ds[0]
 
 
-def test_the_unpickler_refuses_code(tmp_path):
+def test_the_unpickler_refuses_code(bedlam_copy):
     class Boom:
         def __reduce__(self):
             return (print, ("pwned",))
 
-    path = tmp_path / "evil.pkl"
+    path = bedlam_copy / "Training" / SEQ0 / "smpl" / "seq_000000_0000.pkl"
     path.write_bytes(pickle.dumps([Boom()]))
     with pytest.raises(RefusedPickle, match="builtins.print"):
         load_people(path)
+    ds = BedlamDataset(bedlam_copy, resolution=(64, 48), num_views=4, seed=0)
+    with pytest.raises(DataLayoutError, match=f"{SEQ0}/seq_000000_0000: .*refuses to load builtins.print"):
+        ds[0]
 
 
 def test_depth_uses_opencvs_nearest_rule():
