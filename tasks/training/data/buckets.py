@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-RESOLUTIONS_512 = ((512, 384), (512, 336), (512, 288), (512, 256), (512, 208), (512, 144), (384, 512), (336, 512),
-                   (288, 512), (256, 512))
+from tasks.training.data.options import RESOLUTIONS_512  # noqa: F401  (re-exported: the buckets live here)
+
 EPOCH_SEED_OFFSET = 788  # the sampler's generator is default_rng(epoch + 788)
 
 

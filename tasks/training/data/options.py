@@ -14,7 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks.training.data.buckets import RESOLUTIONS_512
+# The real run's working resolutions (W, H): the aspect-ratio buckets, six landscape then four portrait
+RESOLUTIONS_512 = ((512, 384), (512, 336), (512, 288), (512, 256), (512, 208), (512, 144), (384, 512), (336, 512),
+                   (288, 512), (256, 512))
 
 
 class _Options(BaseModel):

@@ -34,7 +34,7 @@ class KeyCheck:
 
 
 def pack_dataset(pack_dir: str | os.PathLike, case: str = "case_basic"):
-    """The BEDLAM loader configured as the case's ``dataset`` section says, over ``pack_dir/bedlam``."""
+    """(the BEDLAM loader set up as the case's ``dataset`` section says, over ``pack_dir/bedlam``; the section)."""
     from tasks.training.data.bedlam import BedlamDataset
 
     spec = json.loads((Path(pack_dir) / f"{case}.json").read_text())["dataset"]
