@@ -1,4 +1,5 @@
-"""The evaluation parity pack (tests/fixtures/eval_parity: the reference's inputs, outputs and tolerances)."""
+"""The evaluation parity pack (tests/fixtures/eval_parity: the reference's inputs, outputs and tolerances), and the
+benchmark loaders' fixtures: the pack's format samples and SMPL stand-ins (benchmark_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_fixtures import FORMATS, write_smpl_files
 
 PACK = Path(__file__).resolve().parents[2] / "fixtures" / "eval_parity"
 
@@ -41,3 +43,22 @@ def aggregate():
         out[protocol] = {name: evaluate_human_sequence(aggregate_frames(z, f"seq{i}"), world=True, protocol=protocol)
                          for i, name in enumerate(names)}
     return out
+
+
+@pytest.fixture(scope="session")
+def parsed() -> dict[str, np.ndarray]:
+    """formats/parsed.npz: what the reference loaders returned on the pack's samples."""
+    with np.load(FORMATS / "parsed.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="session")
+def formats_info() -> dict:
+    """formats/formats.json["info"]: facts about the samples (image lists, stub J0, shapes)."""
+    return json.loads((FORMATS / "formats.json").read_text())["info"]
+
+
+@pytest.fixture(scope="session")
+def smpl_files(tmp_path_factory) -> Path:
+    """A folder of SMPL stand-ins with the real shapes (reference layout; smplx2smpl as GVHMR's sparse .pt)."""
+    return write_smpl_files(tmp_path_factory.mktemp("smpl_files"))
