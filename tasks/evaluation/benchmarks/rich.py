@@ -101,6 +101,8 @@ def _sequence(root: Path, vid: str, label: dict, protocol: ProtocolName) -> Sequ
             f"RICH sequence {vid}: frame_id goes up to {int(frame_ids.max())} but {image_dir} lists "
             f"{len(listing)} files (frame_id indexes the sorted listing); the image folder is incomplete"
         )
+    if np.any(np.diff(frame_ids) <= 0):  # the reference sorts the kept file names: parameters would shift
+        raise BenchmarkFileError(f"RICH sequence {vid}: frame_id is not strictly increasing; re-download the labels")
     gender = label["gender"]
     if gender not in ("male", "female"):
         raise BenchmarkFileError(f"RICH sequence {vid}: gender {gender!r} is not 'male' or 'female'")
@@ -114,8 +116,15 @@ def _sequence(root: Path, vid: str, label: dict, protocol: ProtocolName) -> Sequ
     )
     images = tuple(image_dir / listing[i] for i in frame_ids)
     T, K = label["T_w2c"].numpy(), label["K"].numpy()
+    width, height = _image_size(images[0]) if images else (0, 0)
+    if images and not (0 < K[0, 2] < width and 0 < K[1, 2] < height):
+        raise BenchmarkFileError(
+            f"RICH sequence {vid}: the camera's principal point ({K[0, 2]:.0f}, {K[1, 2]:.0f}) is outside the "
+            f"{width}x{height} images; cam2params.pt is for the full-resolution images (4112x3008), not the "
+            "downsampled ones (images_ds4): point the root at the original RICH images"
+        )
     camera = Camera(T_w2c=np.broadcast_to(T, (f, 4, 4)).copy(), K=np.broadcast_to(K, (f, 3, 3)).copy(),
-                    image_wh=_image_size(images[0]) if images else (0, 0))
+                    image_wh=(width, height))
     return Sequence("rich", vid, images, frame_ids, camera=camera, bodies=bodies, meta={"camera_key": camera_key(vid)})
 
 

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from benchmark_fixtures import FORMATS, rich_tree
+from benchmark_fixtures import FORMATS, jpeg_bytes, rich_tree
 
 from tasks.evaluation.benchmarks import load_benchmark
 from tasks.evaluation.benchmarks.errors import BenchmarkFileError, BenchmarkLayoutError
@@ -60,6 +60,18 @@ def test_frame_id_indexes_the_listing_by_position(tmp_path, formats_info):
         load_benchmark("rich", root, labels=FORMATS / "rich")
 
 
+def test_downsampled_images_are_refused(tmp_path, formats_info):
+    """cam2params' K is for 4112x3008: with GVHMR's images_ds4 (1028x752) every intrinsic would be 4x off."""
+    root = tmp_path / "RICH"
+    for vid in formats_info["rich"]["vids"]:
+        (root / vid).mkdir(parents=True)
+        data = jpeg_bytes(1028, 752)
+        for i in range(20):
+            (root / vid / f"{i:05d}_{vid[-2:]}.jpeg").write_bytes(data)
+    with pytest.raises(BenchmarkFileError, match="principal point .* outside the 1028x752 images"):
+        load_benchmark("rich", root, labels=FORMATS / "rich")
+
+
 def test_corrected_intrinsics_follow_the_crop():
     """4112x3008 -> resized 512x375, cropped to 512x368: the reference's per-axis K makes fy 2% too small."""
     K = np.array([[4250.0, 0, 2056], [0, 4250, 1504], [0, 0, 1]])
@@ -82,6 +94,7 @@ def test_missing_and_malformed_labels(tmp_path, images):
     table = torch.load(labels / "hmr4d_support" / "rich_test_labels.pt", weights_only=True)
     vid = "test/Gym_013_burpee4/cam_06"
     table[vid]["gt_smplx_params"]["body_pose"] = torch.zeros(9, 69)
+    table["test/ParkingLot2_009_overfence1/cam_04"]["frame_id"] = torch.tensor([2, 4, 6, 10, 8, 12])
     cams = torch.load(labels / "resource" / "cam2params.pt", weights_only=True)
     del cams["ParkingLot2_4"]
     torch.save(table, labels / "hmr4d_support" / "rich_test_labels.pt")
@@ -90,6 +103,12 @@ def test_missing_and_malformed_labels(tmp_path, images):
         load_benchmark("rich", images, labels=labels)
     message = str(err.value)
     assert "gt_smplx_params.body_pose is not a (9, 63) tensor" in message and "camera 'ParkingLot2_4'" in message
+    cams["ParkingLot2_4"] = cams["Gym_6"]
+    table[vid]["gt_smplx_params"]["body_pose"] = torch.zeros(9, 63)
+    torch.save(table, labels / "hmr4d_support" / "rich_test_labels.pt")
+    torch.save(cams, labels / "resource" / "cam2params.pt")
+    with pytest.raises(BenchmarkFileError, match="frame_id is not strictly increasing"):
+        load_benchmark("rich", images, labels=labels)
     with pytest.raises(BenchmarkLayoutError, match="does not exist"):
         load_benchmark("rich", tmp_path / "absent", labels=FORMATS / "rich")
     with pytest.raises(BenchmarkLayoutError, match="image folder .* is missing"):
