@@ -7,7 +7,9 @@ lists and of the GT rows: ``[30:140]`` for ``bonn`` (MonST3R ``prepare_bonn.py``
 ``groundtruth_110.txt``) and ``[30:30+N]`` for ``bonn_<N>`` (TTT3R ``long_prepare_bonn.py``, clipped to the
 shortest modality). :func:`load_bonn` reads prepared folders or cuts raw ones the same way.
 
-Depth: 16-bit PNG, metres x 5000; 0 = no measurement, read as -1.0 (:func:`read_depth`).
+Depth: 16-bit PNG, metres x 5000; 0 = no measurement, read as -1.0 by the metrics' reader
+(:func:`tasks.evaluation.metrics.bonn.read_bonn_depth`, which takes the protocol: the reference asserts on a fully
+invalid frame).
 """
 
 from __future__ import annotations
@@ -21,40 +23,9 @@ from tasks.evaluation.benchmarks.errors import BenchmarkFileError, BenchmarkLayo
 from tasks.evaluation.benchmarks.protocol import ProtocolName, benchmark_protocol
 from tasks.evaluation.benchmarks.sequence import Benchmark, Sequence, Trajectory
 
-__all__ = ["DEPTH_SCALE", "SEQUENCES", "load_bonn", "read_depth"]
+__all__ = ["SEQUENCES", "load_bonn"]
 
 SEQUENCES = ("balloon2", "crowd2", "crowd3", "person_tracking2", "synchronous")
-DEPTH_SCALE = 5000.0  # PNG units per metre
-INVALID_DEPTH = -1.0  # what a 0 (no measurement) reads as
-
-
-def read_depth(path: str | os.PathLike, protocol: ProtocolName = "reference") -> np.ndarray:
-    """A Bonn depth PNG -> (H, W) float64 metres, -1.0 where the PNG holds 0.
-
-    ``reference``: a frame whose largest value is <= 255 is refused (the reference asserts on it, which also
-    rejects a fully invalid frame); ``corrected``: any 16-bit PNG is read, a fully invalid frame is all -1.0.
-    """
-    from PIL import Image
-
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            png = np.asarray(im)
-    except OSError as err:
-        raise BenchmarkFileError(f"cannot read Bonn depth image {path}: {err}") from err
-    if png.ndim != 2 or png.dtype.kind not in "ui":
-        raise BenchmarkFileError(f"Bonn depth image {path} is not a single-channel integer PNG ({png.dtype}, "
-                                 f"shape {png.shape})")
-    if protocol == "reference" and png.max(initial=0) <= 255:
-        raise BenchmarkFileError(
-            f"Bonn depth image {path} has no value above 255 (not 16-bit depth, or no valid pixel); the reference "
-            "asserts here; protocol='corrected' reads a fully invalid frame as -1"
-        )
-    if protocol == "corrected" and png.dtype.itemsize < 2:
-        raise BenchmarkFileError(f"Bonn depth image {path} is an 8-bit PNG; depth PNGs are 16-bit")
-    depth = png.astype(np.float64) / DEPTH_SCALE
-    depth[png == 0] = INVALID_DEPTH
-    return depth
 
 
 def _pngs(folder: Path) -> list[Path]:
@@ -106,7 +77,7 @@ def load_bonn(root: str | os.PathLike, name: str = "bonn", *, protocol: Protocol
               sequences: tuple[str, ...] = SEQUENCES) -> Benchmark:
     """Bonn sequences under ``root`` (``rgbd_bonn_<seq>/``): prepared (``rgb_<N>/``, ``depth_<N>/``) or raw
     (``rgb/``, ``depth/``, cut at ``[30:30+N]``). ``name``: "bonn" (110 frames) or "bonn_<N>". ``protocol`` is kept
-    on the result for reading the depth images (:func:`read_depth`)."""
+    on the result for reading the depth images (``read_bonn_depth(path, benchmark.protocol)``)."""
     spec = benchmark_protocol(name)
     if not name.startswith("bonn"):
         raise ValueError(f"not a Bonn benchmark name: {name!r}")

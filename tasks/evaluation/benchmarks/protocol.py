@@ -126,7 +126,7 @@ QUIRKS: tuple[Quirk, ...] = (
     Quirk("3dpw", "gender_slot_index", "poses every GT body with the male SMPL, then replaces rows "
           "torch.where(gender_id == 2)[1] (slot indices, not batch rows) with the female body: female actors get "
           "the male body except rows 0/1 of the sequence, which get the female one whatever their gender "
-          "(tasks.evaluation.metrics.gt_bodies decides it; the loader gives the gender ids 1 male / 2 female)",
+          "(tasks.evaluation.metrics.gt_bodies.gt_body_genders; the loader gives the ids 1 male / 2 female)",
           "each body posed with its own gender's SMPL"),
     Quirk("*", "intrinsics_per_axis", "scales K by working/original size per axis (fx by W ratio, fy by H ratio, "
           "cx, cy likewise), ignoring the centred crop and the half-pixel convention: exact only when nothing is "

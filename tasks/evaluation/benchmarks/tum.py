@@ -138,20 +138,20 @@ def read_tum_trajectory(path: str | os.PathLike) -> Trajectory:
 
 
 def read_pred_traj(path: str | os.PathLike) -> Trajectory:
-    """The reference's ``pred_traj.txt``: ``t x y z qw qx qy qz`` (w first, unlike TUM)."""
-    mat = _read_rows(Path(path), "predicted trajectory")
-    return Trajectory(stamps=mat[:, 0], xyz=mat[:, 1:4], quat_wxyz=mat[:, 4:].copy())
+    """The reference's ``pred_traj.txt`` (``t x y z qw qx qy qz``, w first, unlike TUM) as a Trajectory; the
+    parsing is the metrics' (:func:`tasks.evaluation.metrics.camera.read_pred_traj`)."""
+    from tasks.evaluation.metrics.camera import read_pred_traj as read_rows
+
+    stamps, rows = read_rows(path)
+    return Trajectory(stamps=stamps, xyz=rows[:, :3], quat_wxyz=rows[:, 3:].copy())
 
 
 def write_pred_traj(path: str | os.PathLike, trajectory: Trajectory) -> Path:
-    """Write ``pred_traj.txt`` as the reference does (``str`` of each float64, quaternion w first)."""
-    lines = []
-    for t, xyz, q in zip(trajectory.stamps, trajectory.xyz, trajectory.quat_wxyz):
-        values = " ".join(map(str, xyz.tolist())), " ".join(map(str, q.tolist()))
-        lines.append(f"{float(t)} {values[0]} {values[1]}\n")
-    path = Path(path)
-    _atomic_write(path, "".join(lines))
-    return path
+    """Write ``pred_traj.txt`` as the reference does (``str`` of each float, quaternion w first)."""
+    from tasks.evaluation.metrics.camera import write_pred_traj as write_rows
+
+    write_rows(path, np.concatenate([trajectory.xyz, trajectory.quat_wxyz], axis=1), trajectory.stamps)
+    return Path(path)
 
 
 # ------------------------------------------------------------------------------------------------------------------

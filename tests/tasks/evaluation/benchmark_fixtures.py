@@ -46,38 +46,25 @@ def write_smpl_npz(path: Path, seed: int) -> Path:
 
 
 def write_smpl_pkl(path: Path, seed: int) -> Path:
-    """A pickle shaped like the official SMPL v1.1.0 file: ``shapedirs`` a chumpy ``Ch`` (its array in ``x``),
-    ``J_regressor`` a ``scipy.sparse.csc_matrix``, the rest numpy arrays; written through stand-in classes that
-    carry the real module names (neither chumpy nor scipy is installed)."""
+    """A pickle shaped like the official SMPL v1.1.0 file: ``J_regressor`` a scipy ``csc_matrix`` (scipy's own
+    pickle), ``shapedirs`` a chumpy ``Ch`` with its array in ``x`` (chumpy does not install with numpy 2: written
+    through a stand-in class that carries chumpy's module name), the rest numpy arrays."""
+    import scipy.sparse
+
     arrays = smpl_arrays(seed)
     chumpy, chumpy_ch = types.ModuleType("chumpy"), types.ModuleType("chumpy.ch")
-    scipy, sparse, csc = (types.ModuleType(n) for n in ("scipy", "scipy.sparse", "scipy.sparse.csc"))
 
-    class Ch:  # chumpy.ch.Ch: __getstate__ is its __dict__ without caches
-        pass
-
-    class csc_matrix:  # noqa: N801 (scipy's name)
+    class Ch:  # chumpy.ch.Ch: its __getstate__ is its __dict__ without the caches
         pass
 
     Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    csc_matrix.__module__, csc_matrix.__qualname__ = "scipy.sparse.csc", "csc_matrix"
-    chumpy_ch.Ch, csc.csc_matrix = Ch, csc_matrix
+    chumpy_ch.Ch = Ch
     shapedirs = Ch()
     shapedirs.__dict__.update({"x": arrays["shapedirs"], "_dirty_vars": set(), "_itr": None})
-    dense = arrays["J_regressor"]
-    nz_cols = [np.nonzero(dense[:, c])[0] for c in range(dense.shape[1])]
-    regressor = csc_matrix()
-    regressor.__dict__.update({
-        "_shape": dense.shape, "maxprint": 50, "format": "csc",
-        "indptr": np.r_[0, np.cumsum([len(r) for r in nz_cols])].astype(np.int32),
-        "indices": np.concatenate(nz_cols).astype(np.int32),
-        "data": np.concatenate([dense[r, c] for c, r in enumerate(nz_cols)]),
-    })
-    content = {**arrays, "shapedirs": shapedirs, "J_regressor": regressor, "bs_style": "lbs", "bs_type": "lrotmin"}
-    added = {"chumpy": chumpy, "chumpy.ch": chumpy_ch, "scipy": scipy, "scipy.sparse": sparse,
-             "scipy.sparse.csc": csc}
-    saved = {k: sys.modules.get(k) for k in added}
-    sys.modules.update(added)
+    content = {**arrays, "shapedirs": shapedirs, "J_regressor": scipy.sparse.csc_matrix(arrays["J_regressor"]),
+               "bs_style": "lbs", "bs_type": "lrotmin"}
+    saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
+    sys.modules.update({"chumpy": chumpy, "chumpy.ch": chumpy_ch})
     try:
         path.write_bytes(pickle.dumps(content, protocol=2))
     finally:
@@ -114,7 +101,7 @@ def smplx2smpl_dense(seed: int = 0) -> np.ndarray:
     """The stand-in matrix dense, (6890, 10475) float32 (the reference's smplx2smpl.pkl holds it dense)."""
     cols, weights = smplx2smpl_triplets(seed)
     m = np.zeros((N_SMPL, N_SMPLX), np.float32)
-    np.put_along_axis(m, cols, weights, axis=1)
+    m.reshape(-1)[(np.arange(N_SMPL)[:, None] * N_SMPLX + cols).reshape(-1)] = weights.reshape(-1)
     return m
 
 

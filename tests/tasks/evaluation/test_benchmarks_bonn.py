@@ -1,4 +1,4 @@
-"""Bonn: 16-bit depth PNGs / 5000 with 0 read as -1, the reference's [30:30+N] subsets, prepared and raw layouts."""
+"""Bonn: the reference's [30:30+N] subsets, prepared and raw layouts; depth PNGs (the metrics' reader) vs the pack."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from benchmark_fixtures import FORMATS, PACK
 from PIL import Image
 
 from tasks.evaluation.benchmarks import load_benchmark
-from tasks.evaluation.benchmarks.bonn import SEQUENCES, read_depth
+from tasks.evaluation.benchmarks.bonn import SEQUENCES
 from tasks.evaluation.benchmarks.errors import BenchmarkFileError, BenchmarkLayoutError
+from tasks.evaluation.metrics.bonn import read_bonn_depth
 
 SAMPLE = FORMATS / "bonn" / "1548266470.17153.png"
 
@@ -25,25 +26,10 @@ def test_depth_read_equals_the_reference(parsed):
     with Image.open(SAMPLE) as im:
         assert im.mode == "I;16"
         np.testing.assert_array_equal(np.asarray(im), parsed["bonn__png_uint16"])
-    depth = read_depth(SAMPLE)
+    depth = read_bonn_depth(SAMPLE)
     assert depth.dtype == np.float64
     np.testing.assert_array_equal(depth, parsed["bonn__depth_read"])
     assert (depth[parsed["bonn__png_uint16"] == 0] == -1.0).all()
-
-
-def test_all_zero_frame_reference_raises_corrected_reads_invalid(tmp_path):
-    path = _png16(tmp_path / "zero.png", np.zeros((4, 6)))
-    with pytest.raises(BenchmarkFileError, match="no value above 255") as err:
-        read_depth(path)
-    assert "\n" not in str(err.value)
-    assert (read_depth(path, "corrected") == -1.0).all()
-    eight_bit = tmp_path / "8bit.png"
-    Image.fromarray(np.full((4, 6), 200, np.uint8)).save(eight_bit)
-    with pytest.raises(BenchmarkFileError, match="8-bit"):
-        read_depth(eight_bit, "corrected")
-    (tmp_path / "junk.png").write_bytes(b"nope")
-    with pytest.raises(BenchmarkFileError, match="cannot read Bonn depth image"):
-        read_depth(tmp_path / "junk.png")
 
 
 def test_prepared_layout_reads_the_packs_tree(tmp_path):
@@ -65,7 +51,7 @@ def test_prepared_layout_reads_the_packs_tree(tmp_path):
     assert [p.name for p in seq.depths] == [p.name for p in seq.images]
     assert list(seq.frame_ids) == [30, 31, 32, 33, 34]
     np.testing.assert_array_equal(seq.trajectory.quat_wxyz[0], [1, 0, 0, 0])  # TUM order on disk, w first here
-    assert read_depth(seq.depths[0]).shape == (96, 128)
+    assert read_bonn_depth(seq.depths[0]).shape == (96, 128)
 
 
 def test_raw_layout_is_cut_at_30_to_30_plus_n(tmp_path):

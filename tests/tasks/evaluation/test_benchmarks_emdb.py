@@ -13,6 +13,7 @@ from tasks.evaluation.benchmarks.emdb import EMDB1_LIST, EMDB2_LIST, read_emdb_p
 from tasks.evaluation.benchmarks.errors import BenchmarkFileError, BenchmarkLayoutError
 from tasks.evaluation.benchmarks.synthetic import MINI_SEQUENCES, write_mini_emdb
 from tasks.evaluation.benchmarks.views import frame_targets
+from tasks.evaluation.metrics.protocol import Protocol
 
 DATA = FORMATS / "emdb" / "P0" / "09_outdoor_walk" / "P0_09_outdoor_walk_data.pkl"
 
@@ -113,7 +114,9 @@ def test_errors_name_the_file_and_field(tmp_path):
 def test_mini_benchmark_round_trip(tmp_path):
     names = write_mini_emdb(tmp_path, n_frames=6, dropped=(2,))
     assert names == [s.name for s in MINI_SEQUENCES]
-    emdb1, emdb2 = load_benchmark("emdb1", tmp_path), load_benchmark("emdb2", tmp_path, protocol="corrected")
+    emdb1 = load_benchmark("emdb1", tmp_path)
+    emdb2 = load_benchmark("emdb2", tmp_path, protocol=Protocol.CORRECTED)  # the metrics' enum works too
+    assert emdb2.protocol == "corrected" and emdb1.protocol == "reference"
     assert [s.name for s in emdb1.sequences] == ["P7/57_outdoor_rock_chair"]
     assert [s.name for s in emdb2.sequences] == ["P7/57_outdoor_rock_chair", "P0/09_outdoor_walk"]
     seq = emdb2.sequences[1]

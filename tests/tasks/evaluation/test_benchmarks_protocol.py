@@ -34,6 +34,13 @@ def test_the_reference_run_scripts():
     assert all(p.needs_smpl_files == (p.kind == "human") for p in BENCHMARK_PROTOCOLS.values())
 
 
+def test_metric_names_are_the_metrics_modules():
+    from tasks.evaluation.metrics.results import METRICS
+
+    for protocol in BENCHMARK_PROTOCOLS.values():
+        assert set(protocol.metrics) <= set(METRICS), protocol.name
+
+
 def test_long_variants_and_unknown_names():
     assert (benchmark_protocol("tum_300").n_frames, benchmark_protocol("tum_300").frame_stride) == (300, 1)
     assert benchmark_protocol("bonn_500").n_frames == 500 and benchmark_protocol("bonn_500").first_frame == 30

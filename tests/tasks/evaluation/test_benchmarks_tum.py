@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from benchmark_fixtures import PACK
 
+from tasks.errors import UsageError
 from tasks.evaluation.benchmarks import load_benchmark
 from tasks.evaluation.benchmarks.errors import BenchmarkFileError, BenchmarkLayoutError
 from tasks.evaluation.benchmarks.sequence import Trajectory
@@ -46,9 +47,15 @@ def _all_pairs_associate(first, second, offset=0.0, max_difference=0.02):
 
 
 def test_raw_files_read_as_the_reference(parsed):
+    from evo.tools import file_interface
+
     traj = read_tum_trajectory(CAMERA / "raw_seqA" / "groundtruth.txt")  # evo's reader: quaternion w first
     np.testing.assert_array_equal(traj.stamps, parsed["tum__raw_groundtruth__stamps"])
     np.testing.assert_array_equal(np.c_[traj.xyz, traj.quat_wxyz], parsed["tum__raw_groundtruth__traj_xyz_wxyz"])
+    evo = file_interface.read_tum_trajectory_file(str(CAMERA / "seqB" / "groundtruth_90.txt"))
+    mine = read_tum_trajectory(CAMERA / "seqB" / "groundtruth_90.txt")
+    np.testing.assert_array_equal(mine.quat_wxyz, evo.orientations_quat_wxyz)
+    np.testing.assert_array_equal(mine.stamps, evo.timestamps)
     rgb = read_file_list(CAMERA / "raw_seqA" / "rgb.txt")
     np.testing.assert_array_equal(np.array(sorted(rgb)), parsed["tum__rgb_txt__stamps"])
     assert rgb[1341846313.603851] == ["rgb/1341846313.603851.png"]
@@ -129,7 +136,7 @@ def test_errors(tmp_path):
     (tmp_path / "worse.txt").write_text("stamp x\n")
     with pytest.raises(BenchmarkFileError, match="does not start with a time stamp"):
         read_file_list(tmp_path / "worse.txt")
-    with pytest.raises(BenchmarkFileError, match="not found"):
+    with pytest.raises(UsageError, match="cannot read the predicted trajectory"):
         read_pred_traj(tmp_path / "absent.txt")
     with pytest.raises(ValueError, match=r"Trajectory.xyz has shape \(2, 3\), expected \(3, 3\)"):
         Trajectory(np.zeros(3), np.zeros((2, 3)), np.zeros((3, 4)))
