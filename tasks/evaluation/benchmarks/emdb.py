@@ -22,7 +22,7 @@ from tasks.evaluation.benchmarks.pickles import load_pickle
 from tasks.evaluation.benchmarks.protocol import ProtocolName
 from tasks.evaluation.benchmarks.sequence import GENDER_IDS, Benchmark, Bodies, Camera, Sequence
 
-__all__ = ["EMDB1_LIST", "EMDB2_LIST", "IMAGE_SUFFIXES", "emdb_sequence", "load_emdb", "read_emdb_pkl"]
+__all__ = ["EMDB1_LIST", "EMDB2_LIST", "IMAGE_SUFFIXES", "data_file", "emdb_sequence", "load_emdb", "read_emdb_pkl"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

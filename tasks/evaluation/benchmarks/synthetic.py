@@ -88,6 +88,7 @@ def write_mini_emdb(root: str | os.PathLike, *, n_frames: int = 12, width: int =
     ``good_frames_mask`` (as EMDB's occluded frames are). Portrait frames like EMDB's (1440x1920, 3:4)."""
     from PIL import Image
 
+    from tasks.evaluation.benchmarks.emdb import data_file
     from tasks.ops.sample import sample_frames
 
     root = Path(root)
@@ -98,7 +99,7 @@ def write_mini_emdb(root: str | os.PathLike, *, n_frames: int = 12, width: int =
         for i, frame in enumerate(sample_frames(n_frames, width, height, seed=seed + k, people=1)):
             Image.fromarray(frame).save(folder / "images" / f"{i:05d}.jpg", quality=90)
         data = _sequence_data(seq, n_frames, width, height, dropped, rng)
-        path = folder / f"{seq.name.replace('/', '_')}_data.pkl"
+        path = data_file(root, seq.name)
         tmp = path.with_name(f".{path.name}.tmp")
         with tmp.open("wb") as f:
             pickle.dump(data, f, protocol=4)
