@@ -164,14 +164,6 @@ def new_run_id(now_ns: int | None = None) -> str:
     return f"{us:014x}{secrets.token_hex(9)}"
 
 
-def run_started_at(run_id: str) -> float | None:
-    """Seconds since the epoch at which the run `run_id` started; None for ids not made by :func:`new_run_id`."""
-    try:
-        return int(run_id[:14], 16) / 1e6
-    except ValueError:
-        return None
-
-
 # --------------------------------------------------------------------------------------------------- types
 _F32, _F64, _I16, _I32, _I64 = pa.float32(), pa.float64(), pa.int16(), pa.int32(), pa.int64()
 _TS = pa.timestamp("us", tz="UTC")

@@ -111,18 +111,3 @@ def track_motion(body_model, people: People, rows: np.ndarray, rig: Rig, t0: flo
     rot[:, 0] = TO_EXPORT @ rot[:, 0]
     return Motion(frame_idx=people.frame_idx[rows], times_s=people.timestamp_s[rows] - t0,
                   root_translation=root @ TO_EXPORT.T, rotations=rot)
-
-
-def forward_kinematics(rig: Rig, motion: Motion) -> np.ndarray:
-    """(T, 55, 3) joint positions of the rig posed by the motion, export frame (what glTF/BVH readers compute)."""
-    t = len(motion.frame_idx)
-    world_r = np.empty((t, NUM_SKELETON, 3, 3))
-    world_p = np.empty((t, NUM_SKELETON, 3))
-    offsets = rig.offsets
-    for j, p in enumerate(rig.parents):
-        if p < 0:
-            world_r[:, j], world_p[:, j] = motion.rotations[:, j], motion.root_translation
-        else:
-            world_r[:, j] = world_r[:, p] @ motion.rotations[:, j]
-            world_p[:, j] = world_p[:, p] + world_r[:, p] @ offsets[j]
-    return world_p
