@@ -15,7 +15,8 @@ is y-up, so a standing body stands upright).
 The rig
 -------
 * skeleton: SMPL-X's 55 joints (pelvis, 21 body, jaw, eyes, 2 x 15 hand joints) with the kinematic tree of the
-  body model file (`kintree_table`), named as smplx names them;
+  body model file (`kintree_table`: the tree its skin weights and posing use, which for SMPL-X is
+  `storage.geometry.SMPLX_PARENTS`, the copy for readers without a body model), named as smplx names them;
 * rest shape: one per track, the per-coefficient **median** of the track's betas and expression over its rows
   (glTF skins have one bind shape); rest mesh and rest joints are the body model's for that shape with zero pose;
 * skin: the body model's linear-blend weights, the 4 largest per vertex, renormalised (glTF's JOINTS_0/WEIGHTS_0);
