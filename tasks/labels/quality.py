@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from storage import schema as S
+from storage.arrays import as_joints, as_vectors
 from storage.catalog import Catalog, open_catalog
 from storage.fs import Root, open_root
 from storage.geometry import SMPLX_BODY_JOINTS
@@ -40,34 +41,6 @@ _BODY = slice(0, BODY_JOINTS)
 _FEET = slice(BODY_JOINTS, len(METRIC_JOINTS))
 MAX_BATCH_POINTS = 4_000_000  # scene points read at once (a batch of videos)
 MAX_BATCH_HUMAN_ROWS = 200_000
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Arrow -> numpy
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def as_vectors(column: pa.ChunkedArray | pa.Array, k: int) -> np.ndarray:
-    """A list<float> column of fixed length `k` -> (N, k) float64; null rows become NaN."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    out = np.full((len(column), k), np.nan)
-    valid = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
-    if valid.any():
-        out[valid] = np.asarray(column.filter(pa.array(valid)).flatten(), np.float64).reshape(-1, k)
-    return out
-
-
-def as_joints(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
-    """A list<list<float>> joints column -> (N, J, 3) float64 with NaN rows where null; None when all are null."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    valid = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
-    if not valid.any():
-        return None
-    flat = np.asarray(column.filter(pa.array(valid)).flatten().flatten(), np.float64)
-    n_joints = len(flat) // (3 * int(valid.sum()))
-    out = np.full((len(column), n_joints, 3), np.nan)
-    out[valid] = flat.reshape(-1, n_joints, 3)
-    return out
 
 
 # ------------------------------------------------------------------------------------------------------------------

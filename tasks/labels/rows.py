@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from storage import schema as S
+from storage.arrays import as_joints, as_vectors
 from storage.geometry import SMPLX_BODY_JOINTS, project
 from tasks.labels.ground import GroundPlane
 from tasks.labels.options import FlagOptions
@@ -88,8 +89,6 @@ def clip_label_rows(humans: pa.Table, frames: ClipFrames, *, to_zup: np.ndarray,
                     flags: FlagOptions, ids: dict) -> dict[str, list | np.ndarray]:
     """Column dict (LABELS_SCHEMA, without image_path/crop) of one clip's rows (`humans`: its stored rows, sorted by
     frame). ids: clip_id, split, source_uri (constant columns)."""
-    from tasks.labels.quality import as_joints, as_vectors
-
     n = humans.num_rows
     col = humans.column
     w2c = np.linalg.inv(frames.cam_to_world)  # (N, 4, 4)
