@@ -1,5 +1,5 @@
-"""Scene fusion throughput and memory: `tasks.fuse.fuse_video` (what `human3r fuse` runs) against a straightforward
-numpy voxel mean of the same points, side by side in one run.
+"""Scene fusion throughput and memory: `tasks.scenes.fuse.fuse_video` (what `human3r fuse` runs) against a
+straightforward numpy voxel mean of the same points, side by side in one run.
 
     python bench/fusion.py                       # 50 M points (2500 frames x 20k) and a 5 M-point copy
     python bench/fusion.py --points 10e6         # quicker

@@ -6,8 +6,8 @@ reading the same rows (the humans table with joints, and the points) through the
     python bench/labels.py --root data/demo --where "true"     # an existing dataset (e.g. the demo's)
 
 Measured once each (cold, in-process): writing the synthetic dataset (when generated), compacting it, scoring every
-track (`tasks.quality.score_videos`), the build (`tasks.labels.build_labels`, no images), and the baseline: reading
-humans (every column) and points (xyz, conf) with `SELECT *` through `open_catalog`.
+track (`tasks.labels.quality.score_videos`), the build (`tasks.labels.build.build_labels`, no images), and the
+baseline: reading humans (every column) and points (xyz, conf) with `SELECT *` through `open_catalog`.
 Last line: ``videos=<N> tracks=<T> clips=<C> score_s=<x> build_s=<y> read_s=<z> build_vs_read=<y/z>``.
 """
 

@@ -10,9 +10,8 @@ is one `run_stream` step (forward + intrinsics) on prepared frames; the figure i
 1 is a warm-up, and is where the FLOPs are counted).
 
 * fast path: the outputs the pipeline stores by default (`tasks.reconstruction.video.stored_outputs`: none of the
-optional
-  ones; world points come from the camera-frame pointmap and the pose, so the world-view branch, the colour head and
-  the person mask do not run) at `--precision` (`auto` decides by measuring, and says why).
+  optional ones; world points come from the camera-frame pointmap and the pose, so the world-view branch, the colour
+  head and the person mask do not run) at `--precision` (`auto` decides by measuring, and says why).
 * `--vs-naive`: the straightforward path on the same frames, alternating frame by frame with the fast path: every
   head, float32, batch 1, stock kernels (what the reference does).
 * `--batch K`: K videos in one batched forward (`run_streams`) against K single forwards, alternated step by step.

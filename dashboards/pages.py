@@ -14,9 +14,10 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from dashboards import figures, media, queries, usersql
-from dashboards.geometry import camera_centres, project, step_speeds
+from dashboards.geometry import project_world, step_speeds
 from storage import schema as S
 from storage.errors import QueryError
+from storage.geometry import camera_centres
 from storage.recipes import RECIPES
 
 router = APIRouter()
@@ -119,8 +120,8 @@ def frame_data(request: Request, video_id: str, frame_idx: FrameIdx):
     for p in people:
         head = np.asarray(p[S.HEAD_WORLD_M], dtype=np.float64)
         joints = np.asarray(p[S.JOINTS_WORLD_M], dtype=np.float64).reshape(-1, 3)
-        head_uv, head_ok = project(head, c2w, *intrinsics)
-        joints_uv, joints_ok = project(joints, c2w, *intrinsics)
+        head_uv, head_ok = project_world(head, c2w, *intrinsics)
+        joints_uv, joints_ok = project_world(joints, c2w, *intrinsics)
         overlay_people.append({"track_id": p[S.TRACK_ID], "head_uv": head_uv if head_ok else None,
                                "joints_uv": joints_uv[joints_ok]})
         scene_people.append({"track_id": p[S.TRACK_ID], "head": head, "joints": joints})

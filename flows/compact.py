@@ -2,7 +2,9 @@
 every table sorted by video (a per-video query reads a row group or two), checkpoints and cleans the logs.
 
     prefect deployment run compact-dataset/after-nightly --watch     # see prefect.yaml
-    python flows/compact.py data/archive                             # run it locally, without a server
+    python flows/compact.py          # locally with the defaults (data/archive), no server needed
+
+`human3r compact --root ROOT` does the same in one process, without Prefect.
 """
 
 from __future__ import annotations
@@ -25,6 +27,4 @@ def compact_dataset(dataset: str = "data/archive", min_age_s: float = 3600.0) ->
 
 
 if __name__ == "__main__":
-    import sys
-
-    print(compact_dataset(sys.argv[1] if len(sys.argv) > 1 else "data/archive")["line"])
+    compact_dataset()

@@ -3,9 +3,10 @@ cleaned point cloud each, written next to the dataset (ROOT/_exports/) and recor
 
     prefect deployment run fuse-scenes/after-compaction --watch                 # see prefect.yaml
     prefect deployment run fuse-scenes/after-compaction -p sql="SELECT video_id FROM runs WHERE n_tracks > 0"
-    python flows/fuse.py data/archive                                            # locally, without a server
+    python flows/fuse.py          # locally with the defaults (every video of data/archive), no server needed
 
-Re-running is free: a video whose live run is already fused with these parameters is skipped.
+Re-running is free: a video whose live run is already fused with these parameters is skipped. `human3r fuse` fuses
+one video in one process, without Prefect.
 """
 
 from __future__ import annotations
@@ -33,8 +34,7 @@ def fuse_scenes(
         videos: video ids to fuse; empty (and no `sql`) = every video.
         sql: a read-only query over the catalog returning a `video_id` column, e.g.
             "SELECT video_id FROM runs WHERE n_points > 100000".
-        options: fusion parameters (voxel_size_m, conf_min, drop_people, people_margin_m, min_hits,
-            outlier_neighbors, outlier_std_ratio, mesh, poisson_depth).
+        options: fusion parameters (`tasks.scenes.fuse.FuseOptions`: voxel size, filters, outlier removal, mesh).
         body_model: SMPL-X body model path: points near the posed meshes are dropped (else near the joints).
         force: fuse again even where the scenes table already has this run and these parameters.
     """
@@ -45,11 +45,4 @@ def fuse_scenes(
 
 
 if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Run fuse-scenes locally (no Prefect server needed).")
-    ap.add_argument("dataset")
-    ap.add_argument("--sql", default=None)
-    ap.add_argument("--voxel-size", type=float, default=FuseOptions().voxel_size_m)
-    args = ap.parse_args()
-    print(fuse_scenes(args.dataset, sql=args.sql, options=FuseOptions(voxel_size_m=args.voxel_size))["line"])
+    fuse_scenes()

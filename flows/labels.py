@@ -3,7 +3,9 @@ by SQL over `track_quality`, cuts clips, splits by video, and exports AMASS npz 
 optional JPEGs and a dataset card.
 
     prefect deployment run build-labels/weekly-labels --watch -p where="jitter_mps3 < 100"   # see prefect.yaml
-    python flows/labels.py data/archive data/labels/latest "n_frames >= 60"                  # locally, no server
+    python flows/labels.py          # locally with the defaults (data/archive -> data/labels/latest), no server
+
+`human3r labels score` and `human3r labels build` do the same in one process, without Prefect.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ def build_labels(
         dataset: dataset root (folder or s3://bucket/prefix).
         out: local folder of the build; replaced in one rename when the build is complete.
         where: SQL condition over track_quality (see `human3r schema`), e.g. "jitter_mps3 < 100 AND n_frames >= 60".
-        options: clips (min_frames, max_frames), split (train, val, test, seed), flags (thresholds of the
-            per-field validity flags), images (none, frames, crops), jpeg_quality, crop_margin.
+        options: clips, split, validity-flag thresholds and images (`tasks.labels.options.LabelOptions`).
         score: score the tracks of runs not scored yet first.
         overwrite: replace an existing build at `out`.
     """
@@ -40,7 +41,4 @@ def build_labels(
 
 
 if __name__ == "__main__":
-    import sys
-
-    args = sys.argv[1:]
-    print(build_labels(*args[:3])["line"])
+    build_labels()

@@ -3,7 +3,10 @@ a pool of Ray actors, and report per video.
 
     prefect deployment run reconstruct-archive/demo --watch      # see prefect.yaml for the deployments
     prefect deployment run reconstruct-archive/nightly -p options='{"decode": {"stride": 2}}'
-    python flows/reconstruct.py --help                           # run it locally, without a server
+    python flows/reconstruct.py          # locally with the defaults (data/inbox -> data/archive), no server needed
+
+Other parameters go through a deployment (`-p`) or a Python call of `reconstruct_archive(...)`; `human3r reconstruct`
+does the same work in one process, without Prefect or Ray.
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ def reconstruct_archive(
     Args:
         source: folder, file or glob of videos, or an s3://bucket/prefix/ (endpoint: ?endpoint_override=...).
         dataset: dataset root (folder or s3://bucket/prefix).
-        model: weights, body model and device (checkpoint, preset, body_model, device).
-        options: what changes the rows: decode (stride, max_frames, start_s, end_s, ...), convert
-            (points_per_frame, conf_threshold), reset_interval, use_ttt3r.
-        cluster: where the model replicas run (ray_address, num_actors, gpus_per_actor, cpus_per_actor,
-            video_timeout_s).
+        model: the weights, the body model and how the network runs (`tasks.options.ModelOptions`: each field is
+            described there, and in the deployment's parameter form).
+        options: what the rows are made with: decoding, conversion to rows, resets
+            (`tasks.options.ReconstructOptions`).
+        cluster: where the model replicas run and how many (`tasks.options.ClusterOptions`).
         sample_videos: generate this many sample clips into `source` first (the demo).
         force: redo videos the dataset already holds with this model and these parameters.
     """
@@ -51,14 +54,4 @@ def reconstruct_archive(
 
 
 if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Run reconstruct-archive locally (no Prefect server needed).")
-    ap.add_argument("source")
-    ap.add_argument("dataset")
-    ap.add_argument("--checkpoint", default="auto")
-    ap.add_argument("--num-actors", type=int, default=1)
-    args = ap.parse_args()
-    out = reconstruct_archive(args.source, args.dataset, model=ModelOptions(checkpoint=args.checkpoint),
-                              cluster=ClusterOptions(num_actors=args.num_actors))
-    print(out.line)
+    reconstruct_archive()

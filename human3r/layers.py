@@ -64,17 +64,6 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, fp16: bool
     return (out.to(torch.float16) if fp16 else out).to(dtype)
 
 
-def rope2d(tokens: torch.Tensor, pos: torch.Tensor, base: float = 100.0, fp16: bool = False) -> torch.Tensor:
-    """Apply RoPE2D (tables computed on the spot; layers share them through `Rope`).
-
-    tokens: (B, heads, N, D) with D % 4 == 0; pos: (B, N, 2) integer (row, col), negatives allowed.
-    fp16=True reproduces the reference encoder quirk: q/k are rounded to float16, rotated in float32 with float32
-    cos/sin, rounded to float16 again. Returns a tensor of tokens' dtype (float32 for float32 input).
-    """
-    cos, sin = rope_tables(pos, tokens.shape[-1], base)
-    return apply_rope(tokens.transpose(1, 2), cos, sin, fp16).transpose(1, 2)
-
-
 class Rope:
     """The RoPE2D positions of one token sequence, with their cos/sin tables computed once per head dim.
 

@@ -2,8 +2,9 @@
 
 Local roots use the OS directly (temporary name in the same folder, fsync, ``os.replace``). Remote roots use
 pyarrow's filesystems; an S3 PUT is atomic by itself (an object is either the old or the new one), which is all the
-commit protocol in `storage.manifest` needs. S3 endpoints other than AWS (MinIO, moto, Ceph) are taken from the URI
-(``s3://bucket/prefix?endpoint_override=http://127.0.0.1:9000``) or from ``AWS_ENDPOINT_URL``.
+dataset marker (``_dataset.json``) needs (the tables commit through delta-rs: `storage.delta`). S3 endpoints other
+than AWS (MinIO, moto, Ceph) are taken from the URI (``s3://bucket/prefix?endpoint_override=http://127.0.0.1:9000``)
+or from ``AWS_ENDPOINT_URL``.
 """
 
 from __future__ import annotations
@@ -125,21 +126,6 @@ def write_bytes_atomic(root: Root, rel: str, data: bytes) -> None:
         return
     with root.fs.open_output_stream(root.path(rel)) as f:  # one PUT: atomic on S3
         f.write(data)
-
-
-def tmp_name_for(rel: str) -> str:
-    """A temporary sibling path for `rel` that no reader's listing picks up (it does not end in .parquet)."""
-    return f"{rel}.tmp-{uuid.uuid4().hex[:8]}"
-
-
-def publish(root: Root, tmp_rel: str, rel: str) -> None:
-    """Move a finished temporary file to its final name (local only; remote writes go straight to `rel`)."""
-    os.replace(root.local_path(tmp_rel), root.local_path(rel))
-
-
-def ensure_dir(root: Root, rel: str) -> None:
-    if root.is_local:
-        root.local_path(rel).mkdir(parents=True, exist_ok=True)
 
 
 def list_files(root: Root, rel: str, *, recursive: bool = False) -> list[pafs.FileInfo]:

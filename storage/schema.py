@@ -164,14 +164,6 @@ def new_run_id(now_ns: int | None = None) -> str:
     return f"{us:014x}{secrets.token_hex(9)}"
 
 
-def run_started_at(run_id: str) -> float | None:
-    """Seconds since the epoch at which the run `run_id` started; None for ids not made by :func:`new_run_id`."""
-    try:
-        return int(run_id[:14], 16) / 1e6
-    except ValueError:
-        return None
-
-
 # --------------------------------------------------------------------------------------------------- types
 _F32, _F64, _I16, _I32, _I64 = pa.float32(), pa.float64(), pa.int16(), pa.int32(), pa.int64()
 _TS = pa.timestamp("us", tz="UTC")
@@ -423,24 +415,17 @@ BETAS_NORM_MIN, BETAS_NORM_MAX, BETAS_ABS_MAX = "betas_norm_min", "betas_norm_ma
 GROUND_NORMAL_WORLD, GROUND_OFFSET_M = "ground_normal_world", "ground_offset_m"
 GROUND_INLIER_FRAC = "ground_inlier_frac"
 COMPUTED_AT = "computed_at"
-# the constants the metrics are defined with (documented in the columns below; tasks/labels/quality.py uses them)
-QUALITY_BODY_JOINTS = 22  # SMPL-X skeleton joints 0-21 (pelvis .. wrists): the joints of jitter and point_conf_mean
-QUALITY_FOOT_JOINTS = (60, 61, 62, 63, 64, 65)  # smplx's left/right big toe, small toe, heel (on the sole)
-QUALITY_CONTACT_M = 0.05  # a foot point within this height of the ground (or below it) is in contact
-QUALITY_NEAR_JOINT_M = 0.25  # a scene point this close to a body joint is "under the person"
-QUALITY_NEAR_HEAD_M = 0.5  # ... or this close to the head joint when there are no joints
-GROUND_INLIER_M = 0.03  # RANSAC inlier distance of the ground-plane fit
-GROUND_MAX_TILT_DEG = 30.0  # the ground's normal is within this angle of the first camera's up (-y) axis
-
-_GROUND = (f"the video's ground plane, fitted to its live scene points (RANSAC over planes whose normal is within "
-           f"{GROUND_MAX_TILT_DEG:g} deg of the first camera's up axis -y and that lie below the people's heads, "
-           f"{GROUND_INLIER_M * 100:g} cm inliers, most inliers wins, refined by least squares on the inliers)")
+# The metrics' thresholds are the algorithm's (tasks/labels/quality.py, tasks/labels/ground.py); the column docs below
+# state the values in use, and a test holds them to the code.
+_GROUND = ("the video's ground plane, fitted to its live scene points (RANSAC over planes whose normal is within "
+           "30 deg of the first camera's up axis -y and that lie below the people's heads, 3 cm inliers, most "
+           "inliers wins, refined by least squares on the inliers)")
 TRACK_QUALITY = Table(
     "track_quality",
     "Quality of each person track of a video's live run, one row per (video_id, track_id): what pseudo-label "
     "selection filters on (`human3r labels build --where ...`). Computed by `human3r labels score` "
     "(tasks/labels/quality.py) from the run's humans, frames and points rows. 'Joints' are the stored SMPL-X joints "
-    f"(joints_world_m); without them (no body model) the motion metrics use the head joint and the ground metrics "
+    "(joints_world_m); without them (no body model) the motion metrics use the head joint and the ground metrics "
     f"are null. Ground: {_GROUND}.",
     (
         _VIDEO,
@@ -456,25 +441,23 @@ TRACK_QUALITY = Table(
         Column(MAX_GAP_FRAMES, _I32, "processed frames in the longest gap (0 without gaps)"),
         Column(DETECTION_SCORE_MEAN, _F32, "mean detection_score over its rows, in [0, 1]"),
         Column(POINT_CONF_MEAN, _F32, "mean pointmap confidence (points.conf, >= 1) of the scene points of the same "
-                                      f"frames within {QUALITY_NEAR_JOINT_M:g} m of one of its {QUALITY_BODY_JOINTS} "
-                                      f"body joints (without joints: within {QUALITY_NEAR_HEAD_M:g} m of the head "
-                                      "joint); null when no point is that close", nullable=True),
+                                      "frames within 0.25 m of one of its 22 body joints (without joints: within "
+                                      "0.5 m of the head joint); null when no point is that close", nullable=True),
         Column(N_POINTS_NEAR, _I64, "how many scene points point_conf_mean averages"),
         Column(HAS_JOINTS, pa.bool_(), "every row has joints_world_m (a body model was used at reconstruct time)"),
         Column(JITTER_MPS3, _F32, "mean jerk, m/s^3: mean over windows of 4 consecutive processed frames (no gap) and "
-                                  f"over the {QUALITY_BODY_JOINTS} body joints (or the head joint) of "
+                                  "over the 22 body joints (or the head joint) of "
                                   "norm(x[t+3] - 3 x[t+2] + 3 x[t+1] - x[t]) / dt^3, dt = the track's median time "
                                   "step; null with fewer than 4 consecutive frames", nullable=True),
         Column(MAX_JUMP_M, _F32, "largest head-joint displacement between consecutive processed frames (no gap), "
                                  "metres, world frame; null for a single frame", nullable=True),
         Column(FOOT_SLIDING_MPS, _F32, "foot sliding, m/s: mean over the foot points (smplx joints 60-65: big "
                                        "toe, small toe, heel of each foot) and consecutive processed frames where the "
-                                       f"point is within {QUALITY_CONTACT_M * 100:g} cm of the ground (or below) in "
+                                       "point is within 5 cm of the ground (or below) in "
                                        "both, of its displacement parallel to the ground / dt; null without joints, "
                                        "ground or contacts", nullable=True),
-        Column(FOOT_CONTACT_FRAC, _F32, "fraction of its frames with a foot point within "
-                                        f"{QUALITY_CONTACT_M * 100:g} cm of the ground (or below); null without "
-                                        "joints or ground", nullable=True),
+        Column(FOOT_CONTACT_FRAC, _F32, "fraction of its frames with a foot point within 5 cm of the ground (or "
+                                        "below); null without joints or ground", nullable=True),
         Column(GROUND_PENETRATION_M, _F32, "mean over its frames of max(0, -h), h = height of its lowest body joint "
                                            "or foot point above the ground plane, metres; null without joints or "
                                            "ground", nullable=True),
@@ -489,8 +472,8 @@ TRACK_QUALITY = Table(
                                              "frame; null when the video has too few scene points", nullable=True),
         Column(GROUND_OFFSET_M, _F32, "d of the ground plane n.x + d = 0: the height of a point x above the floor is "
                                       "n.x + d, so the first camera is d metres above it", nullable=True),
-        Column(GROUND_INLIER_FRAC, _F32, f"fraction of the fitted points within {GROUND_INLIER_M * 100:g} cm of the "
-                                         "ground plane", nullable=True),
+        Column(GROUND_INLIER_FRAC, _F32, "fraction of the fitted points within 3 cm of the ground plane",
+               nullable=True),
         Column(COMPUTED_AT, _TS, "when the row was computed (UTC); the latest row per (video_id, track_id) of the "
                                  "live run counts"),
     ),

@@ -2,8 +2,8 @@
 
 World convention of the files: **Z up**, the floor at z = 0 (the video's fitted ground plane), x along the first
 camera's x axis levelled onto the floor, y = z x x (the first camera's forward direction, levelled), origin on the
-floor below the first camera (`tasks.ground.zup_transform`; without a ground plane, up is the first camera's -y and
-the origin is the first camera). Metres, axis-angle radians, like AMASS.
+floor below the first camera (`tasks.labels.ground.zup_transform`; without a ground plane, up is the first camera's
+-y and the origin is the first camera). Metres, axis-angle radians, like AMASS.
 
 Keys (N frames): ``poses`` (N, 165) = root_orient (3) | pose_body (63) | pose_jaw (3) | pose_eye (6) | pose_hand
 (90, left then right), smplx's full-pose order; ``root_orient`` (N, 3), ``pose_body`` (N, 63), ``pose_hand``

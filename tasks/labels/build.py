@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage import schema as S
+from storage.arrays import as_joints, as_vectors
 from storage.catalog import open_catalog
 from storage.fs import Root, open_root
 from tasks.errors import UsageError
@@ -216,7 +217,6 @@ def _export_video(vid: str, humans: pa.Table, frames: pa.Table, fact: dict, trac
     """Clips, npz files, label rows and images of one video's selected tracks."""
     from tasks.labels.amass import write_amass
     from tasks.labels.images import Cut, crop_box, cut_images
-    from tasks.labels.quality import as_vectors
     from tasks.labels.rows import ClipFrames, clip_label_rows, to_table
 
     split = fact["split"]
@@ -291,7 +291,6 @@ def _export_video(vid: str, humans: pa.Table, frames: pa.Table, fact: dict, trac
 def _amass_of(rows: pa.Table, rate: float, to_zup: np.ndarray) -> dict[str, np.ndarray]:
     """The npz arrays of a clip's stored rows (every row with joints)."""
     from tasks.labels.amass import amass_sequence
-    from tasks.labels.quality import as_joints, as_vectors
 
     vec = {c: as_vectors(rows.column(c), k) for c, k in (
         (S.GLOBAL_ORIENT_WORLD, 3), (S.BODY_POSE, 63), (S.LEFT_HAND_POSE, 45), (S.RIGHT_HAND_POSE, 45),

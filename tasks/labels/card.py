@@ -45,8 +45,8 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 def render_card(info: dict) -> str:
-    """The card's Markdown. `info` is the build's summary (`tasks.labels.build_labels` writes it to build.json too):
-    root, where, options, created_at, splits {name: stats}, counts, models, videos (provenance rows), images."""
+    """The card's Markdown. `info` is the build's summary (`tasks.labels.build.build_labels` writes it to build.json
+    too): root, where, options, created_at, splits {name: stats}, counts, models, videos (provenance rows), images."""
     splits = info["splits"]
     front = ["---", "license: other", "license_name: cc-by-nc-sa-4.0-human3r-and-smpl-x-model-licence",
              "tags: [smpl-x, human-motion, pseudo-labels, human3r]"]

@@ -17,12 +17,12 @@ import dataclasses
 
 import numpy as np
 
-from storage import schema as S
-
 MAX_FIT_POINTS = 20_000  # points the fit looks at (a deterministic subsample of the video's)
 MIN_FIT_POINTS = 50  # fewer scene points: no plane
 HYPOTHESES = 256  # RANSAC planes tried
 HEAD_CLEARANCE_M = 0.5  # the median head must be at least this far above a candidate floor
+GROUND_INLIER_M = 0.03  # RANSAC inlier distance (storage.schema's track_quality docs state it)
+GROUND_MAX_TILT_DEG = 30.0  # the ground's normal is within this angle of the first camera's up (-y) axis
 CAMERA_UP = np.array([0.0, -1.0, 0.0])  # the first camera's up axis, in the world frame (OpenCV: y down)
 
 
@@ -79,22 +79,22 @@ def fit_ground_plane(points: np.ndarray, heads: np.ndarray | None = None, *, up:
     ok = norms > 1e-9
     normals = normals[ok] / norms[ok, None]
     normals, offsets = _orient(normals, -np.einsum("kj,kj->k", normals, a[ok]), up)
-    ok = normals @ up >= np.cos(np.radians(S.GROUND_MAX_TILT_DEG))
+    ok = normals @ up >= np.cos(np.radians(GROUND_MAX_TILT_DEG))
     if heads is not None and len(heads):
         head = np.median(np.asarray(heads, np.float64).reshape(-1, 3), axis=0)
         ok &= normals @ head + offsets >= HEAD_CLEARANCE_M
     if not ok.any():
         return None
     normals, offsets = normals[ok], offsets[ok]
-    counts = (np.abs(points @ normals.T + offsets) < S.GROUND_INLIER_M).sum(0)
+    counts = (np.abs(points @ normals.T + offsets) < GROUND_INLIER_M).sum(0)
     best = int(np.argmax(counts))
     normal, offset = normals[best], float(offsets[best])
     for _ in range(2):
-        inliers = np.abs(points @ normal + offset) < S.GROUND_INLIER_M
+        inliers = np.abs(points @ normal + offset) < GROUND_INLIER_M
         if inliers.sum() < 3:
             break
         normal, offset = _refine(points, inliers, up)
-    inlier_frac = float((np.abs(points @ normal + offset) < S.GROUND_INLIER_M).mean())
+    inlier_frac = float((np.abs(points @ normal + offset) < GROUND_INLIER_M).mean())
     return GroundPlane(normal, offset, inlier_frac)
 
 

@@ -19,47 +19,28 @@ import numpy as np
 import pyarrow as pa
 
 from storage import schema as S
+from storage.arrays import as_joints, as_vectors
 from storage.catalog import Catalog, open_catalog
 from storage.fs import Root, open_root
+from storage.geometry import SMPLX_BODY_JOINTS
 from storage.writer import write_rows
 from tasks.labels.ground import GroundPlane, fit_ground_plane
 
 log = logging.getLogger(__name__)
 
+# The thresholds the metrics are defined with (storage.schema's track_quality column docs state them)
+BODY_JOINTS = SMPLX_BODY_JOINTS  # skeleton joints 0-21 (pelvis .. wrists): the joints of jitter and point_conf_mean
+FOOT_JOINTS = (60, 61, 62, 63, 64, 65)  # smplx's left/right big toe, small toe, heel (on the sole)
+CONTACT_M = 0.05  # a foot point within this height of the ground (or below it) is in contact
+NEAR_JOINT_M = 0.25  # a scene point this close to a body joint is "under the person"
+NEAR_HEAD_M = 0.5  # ... or this close to the head joint when there are no joints
+
 # joints read for the metrics: the body joints, then the foot points (positions in `joints` below)
-METRIC_JOINTS = (*range(S.QUALITY_BODY_JOINTS), *S.QUALITY_FOOT_JOINTS)
-_BODY = slice(0, S.QUALITY_BODY_JOINTS)
-_FEET = slice(S.QUALITY_BODY_JOINTS, len(METRIC_JOINTS))
+METRIC_JOINTS = (*range(BODY_JOINTS), *FOOT_JOINTS)
+_BODY = slice(0, BODY_JOINTS)
+_FEET = slice(BODY_JOINTS, len(METRIC_JOINTS))
 MAX_BATCH_POINTS = 4_000_000  # scene points read at once (a batch of videos)
 MAX_BATCH_HUMAN_ROWS = 200_000
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Arrow -> numpy
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def as_vectors(column: pa.ChunkedArray | pa.Array, k: int) -> np.ndarray:
-    """A list<float> column of fixed length `k` -> (N, k) float64; null rows become NaN."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    out = np.full((len(column), k), np.nan)
-    valid = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
-    if valid.any():
-        out[valid] = np.asarray(column.filter(pa.array(valid)).flatten(), np.float64).reshape(-1, k)
-    return out
-
-
-def as_joints(column: pa.ChunkedArray | pa.Array) -> np.ndarray | None:
-    """A list<list<float>> joints column -> (N, J, 3) float64 with NaN rows where null; None when all are null."""
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    valid = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
-    if not valid.any():
-        return None
-    flat = np.asarray(column.filter(pa.array(valid)).flatten().flatten(), np.float64)
-    n_joints = len(flat) // (3 * int(valid.sum()))
-    out = np.full((len(column), n_joints, 3), np.nan)
-    out[valid] = flat.reshape(-1, n_joints, 3)
-    return out
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -124,7 +105,7 @@ def _ground_metrics(track: TrackArrays, plane: GroundPlane, pairs: np.ndarray) -
     lowest = heights.min(axis=1)
     penetration = np.maximum(0.0, -lowest)
     feet = joints[:, _FEET]  # (N, F, 3)
-    contact = heights[:, _FEET] < S.QUALITY_CONTACT_M  # (N, F)
+    contact = heights[:, _FEET] < CONTACT_M  # (N, F)
     both = contact[1:] & contact[:-1] & pairs[:, None]  # (N - 1, F)
     sliding = None
     if both.any():
@@ -199,7 +180,7 @@ def _near_per_row(frames, head, joints, point_frames, xyz, conf) -> tuple[np.nda
     count, total = np.zeros(len(frames), np.int64), np.zeros(len(frames))
     with_joints = joints is not None and np.isfinite(joints).all()
     people = joints[:, _BODY] if with_joints else head[:, None, :]
-    radius = S.QUALITY_NEAR_JOINT_M if with_joints else S.QUALITY_NEAR_HEAD_M
+    radius = NEAR_JOINT_M if with_joints else NEAR_HEAD_M
     order = np.argsort(frames, kind="stable")
     in_order = frames[order]
     starts = np.flatnonzero(np.r_[True, in_order[1:] != in_order[:-1]])

@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from storage import schema as S
+from storage.arrays import as_joints, as_vectors
+from storage.geometry import SMPLX_BODY_JOINTS, project
 from tasks.labels.ground import GroundPlane
 from tasks.labels.options import FlagOptions
 
@@ -83,20 +85,10 @@ class ClipFrames:
     height: int
 
 
-def project(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """(N, J, 3) camera-frame points, (N, 3, 3) K -> (N, J, 2) pixels (points behind the camera give garbage:
-    mask them with z > 0)."""
-    z = np.where(np.abs(points_cam[..., 2:]) < 1e-9, 1e-9, points_cam[..., 2:])
-    uv1 = np.einsum("nij,nkj->nki", intrinsics, points_cam / z)
-    return uv1[..., :2]
-
-
 def clip_label_rows(humans: pa.Table, frames: ClipFrames, *, to_zup: np.ndarray, plane: GroundPlane | None,
                     flags: FlagOptions, ids: dict) -> dict[str, list | np.ndarray]:
     """Column dict (LABELS_SCHEMA, without image_path/crop) of one clip's rows (`humans`: its stored rows, sorted by
     frame). ids: clip_id, split, source_uri (constant columns)."""
-    from tasks.labels.quality import as_joints, as_vectors
-
     n = humans.num_rows
     col = humans.column
     w2c = np.linalg.inv(frames.cam_to_world)  # (N, 4, 4)
@@ -137,7 +129,7 @@ def clip_label_rows(humans: pa.Table, frames: ClipFrames, *, to_zup: np.ndarray,
             transl_cam[i] = (pelvis_cam[i] - rest_pelvis[i]).astype(np.float32)
             keypoints[i] = list(uv[i].astype(np.float32))
             visible[i] = inside[i].tolist()
-            valid_keypoints[i] = inside[i, :S.QUALITY_BODY_JOINTS].mean() >= 0.5
+            valid_keypoints[i] = inside[i, :SMPLX_BODY_JOINTS].mean() >= 0.5
             if in_front[i].any():
                 u, v = uv[i, in_front[i], 0], uv[i, in_front[i], 1]
                 box = np.array([u.min(), v.min(), u.max(), v.max()]).clip(

@@ -26,7 +26,7 @@ def score_tracks(dataset: str, force: bool = False) -> str:
 
 @task(name="export-labels", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=[30])
 def export_labels(dataset: str, out: str, where: str, options: LabelOptions, overwrite: bool) -> dict:
-    """Select, cut, split and export (`tasks.labels.build_labels`, scoring left to `score_tracks`)."""
+    """Select, cut, split and export (`tasks.labels.build.build_labels`, scoring left to `score_tracks`)."""
     report = build_labels(dataset, out, where, options, score=False, overwrite=overwrite)
     get_run_logger().info(report.line)
     splits = [{"split": name, **{k: v for k, v in s.items() if k != "flags"}}

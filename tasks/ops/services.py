@@ -24,8 +24,14 @@ DEFAULT_PORT = 4200
 
 
 def repo_root() -> Path:
-    """The folder holding prefect.yaml (the project checkout)."""
+    """The folder holding prefect.yaml (the project checkout): tasks/ops/services.py -> the checkout."""
     return Path(__file__).resolve().parents[2]
+
+
+# The services this process started, by pid. A service outlives the call that starts it (and usually this process),
+# so its Popen is kept here rather than dropped while the child runs: `stop` reaps it, and no exited child lingers as
+# a zombie while this process lives (`_alive` polls it).
+_CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +74,9 @@ class Services:
     def _alive(self, name: str) -> int | None:
         try:
             pid = int(self._pidfile(name).read_text())
+            if pid in _CHILDREN and _CHILDREN[pid].poll() is not None:  # ours, and exited: reaped now
+                del _CHILDREN[pid]
+                return None
             os.kill(pid, 0)
         except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
             return None
@@ -88,11 +97,13 @@ class Services:
         return proc
 
     def _spawn(self, name: str, args: list[str]) -> int:
+        """Start `prefect ARGS` in its own session, output appended to NAME.log; records and returns its pid."""
         self.home.mkdir(parents=True, exist_ok=True)
-        log = open(self.home / f"{name}.log", "ab")
         exe = shutil.which("prefect", path=self.full_env()["PATH"]) or "prefect"
-        proc = subprocess.Popen([exe, *args], env=self.full_env(), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=repo_root())
+        with open(self.home / f"{name}.log", "ab") as log:  # the child holds its own copy of the descriptor
+            proc = subprocess.Popen([exe, *args], env=self.full_env(), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True, cwd=repo_root())
+        _CHILDREN[proc.pid] = proc
         self._pidfile(name).write_text(str(proc.pid))
         return proc.pid
 
@@ -168,6 +179,8 @@ class Services:
                 time.sleep(0.25)
             else:
                 os.killpg(pid, signal.SIGKILL)
+            if pid in _CHILDREN:
+                _CHILDREN.pop(pid).wait(timeout=10)
             self._pidfile(name).unlink(missing_ok=True)
             stopped.append(name)
         return stopped

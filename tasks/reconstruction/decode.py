@@ -65,11 +65,6 @@ class DecodeStats:
     frames_kept: int = 0
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """Content hash of a local file or remote object (streamed in chunks); `VideoError` when it cannot be read."""
-    return locate(path).sha256()
-
-
 @contextlib.contextmanager
 def _open(location: Location, buffer_size: int):
     """The PyAV container of a checked video: opened by path when local, else through a seekable file object."""

@@ -139,8 +139,3 @@ def list_sources(sources: Iterable[str]) -> list[Listed]:
         out.extend(found)
     seen: set[str] = set()
     return [item for item in out if not (item.uri in seen or seen.add(item.uri))]
-
-
-def list_videos(sources: Iterable[str]) -> list[str]:
-    """The locations of :func:`list_sources`, without their sizes and times."""
-    return [item.uri for item in list_sources(sources)]

@@ -4,7 +4,7 @@ fusion (people masks), the exports (GLB, BVH, meshes) and the Rerun recording sh
 * :func:`live_run` finds the video's live run (the ``runs`` view), or says how to list the videos there are.
 * :func:`read_people` reads the run's ``humans`` rows (one per person and frame: a few hundred floats each, small
   next to the points) into :class:`People` arrays, with the rotations regrouped into SMPL-X's 55-joint skeleton
-  order (:data:`SMPLX_PARENTS`).
+  order (`storage.geometry.SMPLX_PARENTS`).
 * :func:`pose_world` poses rows with a body model: the stored world orientation and ``transl_world_m`` (or, when the
   run had no body model, the translation that puts the head joint on ``head_world_m``, as the reconstruction does).
 
@@ -19,15 +19,11 @@ import dataclasses
 import numpy as np
 
 from storage import schema as S
+from storage.geometry import SMPLX_PARENTS
 from tasks.errors import SourceError
 
-NUM_SKELETON = 55  # SMPL-X skeleton joints: pelvis, 21 body, jaw, 2 eyes, 2 x 15 hand joints
+NUM_SKELETON = len(SMPLX_PARENTS)  # 55 SMPL-X skeleton joints: pelvis, 21 body, jaw, 2 eyes, 2 x 15 hand joints
 HEAD_JOINT = 15  # smplx joint "head" (human3r.body.HEAD_JOINT)
-# SMPL-X's kinematic tree (kintree_table row 0 of every SMPL-X v1.x model): parent of each skeleton joint, -1 = root
-SMPLX_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19,  # body
-                 15, 15, 15,  # jaw, left eye, right eye
-                 20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,  # left hand
-                 21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53)  # right hand
 
 
 @dataclasses.dataclass(frozen=True)

@@ -88,7 +88,7 @@ def bvh_text(rig: Rig, motion: Motion, frame_idx: np.ndarray, frame_times: np.nd
 
 
 def write_bvh(target, rig: Rig, motion: Motion, frame_idx: np.ndarray, frame_times: np.ndarray) -> None:
-    """Write one track's BVH to a `tasks.outfiles.Target`."""
+    """Write one track's BVH to a `tasks.scenes.outfiles.Target`."""
     text = bvh_text(rig, motion, frame_idx, frame_times)
     with target.write() as tmp:
         tmp.write_text(text)

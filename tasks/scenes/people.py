@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.scenes.bodies import HEAD_JOINT, NUM_SKELETON, SMPLX_PARENTS, People, pose_world, rotvec_to_rotmat
+from storage.geometry import SMPLX_PARENTS
+from tasks.scenes.bodies import HEAD_JOINT, NUM_SKELETON, People, pose_world, rotvec_to_rotmat
 
 LIMB_RADIUS_M = 0.15  # body surface to bone axis, generous (thighs, torso)
 BODY_LENGTH_M = 1.6  # head joint to the soles, roughly

@@ -15,7 +15,8 @@ is y-up, so a standing body stands upright).
 The rig
 -------
 * skeleton: SMPL-X's 55 joints (pelvis, 21 body, jaw, eyes, 2 x 15 hand joints) with the kinematic tree of the
-  body model file (`kintree_table`), named as smplx names them;
+  body model file (`kintree_table`: the tree its skin weights and posing use, which for SMPL-X is
+  `storage.geometry.SMPLX_PARENTS`, the copy for readers without a body model), named as smplx names them;
 * rest shape: one per track, the per-coefficient **median** of the track's betas and expression over its rows
   (glTF skins have one bind shape); rest mesh and rest joints are the body model's for that shape with zero pose;
 * skin: the body model's linear-blend weights, the 4 largest per vertex, renormalised (glTF's JOINTS_0/WEIGHTS_0);
@@ -111,18 +112,3 @@ def track_motion(body_model, people: People, rows: np.ndarray, rig: Rig, t0: flo
     rot[:, 0] = TO_EXPORT @ rot[:, 0]
     return Motion(frame_idx=people.frame_idx[rows], times_s=people.timestamp_s[rows] - t0,
                   root_translation=root @ TO_EXPORT.T, rotations=rot)
-
-
-def forward_kinematics(rig: Rig, motion: Motion) -> np.ndarray:
-    """(T, 55, 3) joint positions of the rig posed by the motion, export frame (what glTF/BVH readers compute)."""
-    t = len(motion.frame_idx)
-    world_r = np.empty((t, NUM_SKELETON, 3, 3))
-    world_p = np.empty((t, NUM_SKELETON, 3))
-    offsets = rig.offsets
-    for j, p in enumerate(rig.parents):
-        if p < 0:
-            world_r[:, j], world_p[:, j] = motion.rotations[:, j], motion.root_translation
-        else:
-            world_r[:, j] = world_r[:, p] @ motion.rotations[:, j]
-            world_p[:, j] = world_p[:, p] + world_r[:, p] @ offsets[j]
-    return world_p

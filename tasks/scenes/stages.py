@@ -1,7 +1,7 @@
 """The `fuse-scenes` stages as Prefect tasks: select videos (ids or read-only SQL), fuse each, report.
 
 Each `@task` wraps the plain function of the same name without the suffix, which tests call directly. Re-runs are
-free: `tasks.fuse.fuse_video` skips a video whose live ``scenes`` row has its live run and these parameters (and
+free: `tasks.scenes.fuse.fuse_video` skips a video whose live ``scenes`` row has its live run and these parameters (and
 whose file exists), so Prefect's cache is not involved (``NO_CACHE``). A video that fails to fuse is reported with
 its reason and the others go on.
 """

@@ -25,7 +25,8 @@ from collections.abc import Callable
 import numpy as np
 
 from storage import schema as S
-from tasks.scenes.bodies import HEAD_JOINT, NUM_SKELETON, SMPLX_PARENTS, pose_world
+from storage.geometry import SMPLX_PARENTS
+from tasks.scenes.bodies import HEAD_JOINT, NUM_SKELETON, pose_world
 
 WINDOW_FRAMES = 128  # frames of points read per query
 _CHAINS = []  # the skeleton as line strips: each strip a chain of joints from a branch point to a leaf

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from dashboards import media
-from dashboards.geometry import camera_centres, project
+from dashboards.geometry import project_world
+from storage.geometry import camera_centres
 from tasks.ops.sample import make_sample_video
 from tasks.reconstruction.decode import FrameReader
 
@@ -53,9 +54,9 @@ def test_project_inverts_the_pinhole_model():
     depth = rng.uniform(1, 10, 20)
     cam = np.stack([(uv[:, 0] - cx) / fx * depth, (uv[:, 1] - cy) / fy * depth, depth], -1)
     world = cam @ c2w[:3, :3].T + c2w[:3, 3]
-    got, ok = project(world, c2w.ravel(), fx, fy, cx, cy)
+    got, ok = project_world(world, c2w.ravel(), fx, fy, cx, cy)
     np.testing.assert_allclose(got, uv, atol=1e-6)
     assert ok.all()
     behind = c2w[:3, 3] - c2w[:3, 2]  # one metre behind the camera
-    assert not project(behind, c2w.ravel(), fx, fy, cx, cy)[1]
+    assert not project_world(behind, c2w.ravel(), fx, fy, cx, cy)[1]
     np.testing.assert_allclose(camera_centres([c2w.ravel()]), [c2w[:3, 3]])

@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from human3r.layers import rope2d
+from human3r.layers import Rope
 
 VECTORS = Path(__file__).parents[1] / "fixtures" / "parity" / "rope_vectors.npz"
 CASES = ["D16_H4", "D12_H4", "D16_H3", "D32_H3"]
+
+
+def rope2d(tokens: torch.Tensor, pos: torch.Tensor, base: float = 100.0, fp16: bool = False) -> torch.Tensor:
+    """The reference's RoPE2D call shape over the layers' `Rope`: tokens (B, heads, N, D), pos (B, N, 2) (row, col).
+
+    fp16=True is the reference encoder's quirk (q/k rounded to float16 before and after a float32 rotation)."""
+    return Rope(pos, base)(tokens.transpose(1, 2), fp16=fp16).transpose(1, 2)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Video fixtures made on the fly with PyAV (nothing binary is committed)."""
+"""Video fixtures made on the fly with PyAV (nothing binary is committed), and the listing helper of the discovery
+tests."""
 
 from __future__ import annotations
 
@@ -66,3 +67,12 @@ def tiny_model():
     from human3r.weights import load_model
 
     return load_model("untrained:tiny")
+
+
+@pytest.fixture(scope="session")
+def list_videos():
+    """`list_videos(sources)`: the locations `tasks.reconstruction.discover.list_sources` lists, without sizes and
+    times."""
+    from tasks.reconstruction.discover import list_sources
+
+    return lambda sources: [item.uri for item in list_sources(sources)]

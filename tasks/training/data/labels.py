@@ -48,14 +48,9 @@ REBUILD = "rebuild it with `human3r labels build ... --images frames`"
 
 def _vectors(column, width: int) -> np.ndarray:
     """A list<float> column -> (N, width) float32, NaN rows where null."""
-    import pyarrow as pa
+    from storage.arrays import as_vectors
 
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    out = np.full((len(column), width), np.nan, dtype=np.float32)
-    present = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)
-    if present.any():
-        out[present] = np.asarray(column.filter(pa.array(present)).flatten(), np.float32).reshape(-1, width)
-    return out
+    return as_vectors(column, width, np.float32)
 
 
 def read_label_rows(root: str | os.PathLike, split: str = "train"):

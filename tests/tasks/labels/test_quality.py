@@ -13,12 +13,14 @@ from storage.catalog import open_catalog
 from storage.recipes import NEEDS, RECIPES
 from storage.synthetic import SynthSpec, synth_video
 from storage.writer import RunInfo, write_video
+from tasks.labels import ground as ground_fit
+from tasks.labels import quality as metrics
 from tasks.labels.ground import GroundPlane, apply, fit_ground_plane, zup_transform
 from tasks.labels.quality import score_video, score_videos
 
 FPS, N = 30.0, 61  # 60 frame pairs: the alternating jitter averages out exactly
 FLOOR_Y = 1.6  # the floor in the world frame (the first camera's; y down): height h is at y = FLOOR_Y - h
-FEET = list(S.QUALITY_FOOT_JOINTS)
+FEET = list(metrics.FOOT_JOINTS)
 
 
 def template(seed: int = 0) -> np.ndarray:
@@ -201,3 +203,18 @@ def test_ground_plane_tilted_floor_and_zup_frame():
     np.testing.assert_allclose(apply(T, [0, 0, 0]), [0, 0, 1.4], atol=2e-3)  # the first camera, 1.4 m up
     assert apply(T, [0, 0, 5.0])[1] > 4  # the camera looks along +y
     assert fit_ground_plane(floor[:10]) is None  # too few points
+
+
+def test_the_contract_states_the_thresholds_the_metrics_use():
+    """The thresholds live with the algorithm; `human3r schema` (the column docs) must say the values in use."""
+    docs = {c.name: c.doc for c in S.TRACK_QUALITY.columns}
+    assert f"within {metrics.NEAR_JOINT_M:g} m of one of its {metrics.BODY_JOINTS} body joints" in docs[
+        S.POINT_CONF_MEAN]
+    assert f"within {metrics.NEAR_HEAD_M:g} m of the head joint" in docs[S.POINT_CONF_MEAN]
+    assert f"over the {metrics.BODY_JOINTS} body joints" in docs[S.JITTER_MPS3]
+    for name in (S.FOOT_SLIDING_MPS, S.FOOT_CONTACT_FRAC):
+        assert f"within {metrics.CONTACT_M * 100:g} cm of the ground" in docs[name]
+    assert f"joints {metrics.FOOT_JOINTS[0]}-{metrics.FOOT_JOINTS[-1]}" in docs[S.FOOT_SLIDING_MPS]
+    assert f"within {ground_fit.GROUND_INLIER_M * 100:g} cm of the ground plane" in docs[S.GROUND_INLIER_FRAC]
+    assert (f"within {ground_fit.GROUND_MAX_TILT_DEG:g} deg of the first camera's up axis" in S.TRACK_QUALITY.doc
+            and f"{ground_fit.GROUND_INLIER_M * 100:g} cm inliers" in S.TRACK_QUALITY.doc)

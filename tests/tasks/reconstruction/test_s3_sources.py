@@ -18,7 +18,6 @@ from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions
 from tasks.reconstruction import location
 from tasks.reconstruction.decode import DECODE_BUFFER, FrameReader, probe_video
-from tasks.reconstruction.discover import list_videos
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BUCKET = "archive"
@@ -48,7 +47,7 @@ def bucket(s3_endpoint, sample_video, make_video, tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------------------- listing
-def test_listing_a_prefix_finds_exactly_the_videos(bucket):
+def test_listing_a_prefix_finds_exactly_the_videos(bucket, list_videos):
     uri = bucket["uri"]
     expected = [uri("inbox/clip-a.mp4"), uri("inbox/day2/clip-b.MP4")]
     assert list_videos([uri("inbox")]) == expected  # the query travels with every object, as given
@@ -57,7 +56,7 @@ def test_listing_a_prefix_finds_exactly_the_videos(bucket):
         expected[1], expected[0], uri("bad/missing.mp4")]  # objects kept as given, duplicates dropped
 
 
-def test_endpoint_from_the_environment_leaves_the_uris_bare(bucket, monkeypatch):
+def test_endpoint_from_the_environment_leaves_the_uris_bare(bucket, monkeypatch, list_videos):
     monkeypatch.setenv("AWS_ENDPOINT_URL", bucket["endpoint"])
     assert list_videos([f"s3://{BUCKET}/sources/inbox"]) == [
         f"s3://{BUCKET}/sources/inbox/clip-a.mp4", f"s3://{BUCKET}/sources/inbox/day2/clip-b.MP4"]
@@ -65,7 +64,7 @@ def test_endpoint_from_the_environment_leaves_the_uris_bare(bucket, monkeypatch)
         bucket["local"]["clip-a"]).video_id
 
 
-def test_listing_errors_name_the_cause(bucket):
+def test_listing_errors_name_the_cause(bucket, list_videos):
     uri = bucket["uri"]
     for where in (uri("only-text"), uri("nothing-here/")):
         with pytest.raises(SourceError, match="holds no video files"):

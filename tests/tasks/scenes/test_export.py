@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from storage import schema as S
+from storage.geometry import SMPLX_PARENTS
 from storage.synthetic import SynthSpec, synth_video
 from storage.writer import RunInfo, write_video
 
@@ -251,6 +252,9 @@ def test_bvh_poses_onto_the_stored_joints(exported):
     assert summary.bvh == [f"_exports/{vid}/{summary.run_id}/bodies-track-{t}.bvh" for t in sorted(TRACKS)]
     names, parents, offsets, motion = _read_bvh(root.local_path(summary.bvh[1]).read_text())
     assert len(names) == 55 and motion.shape == (5, 3 + 3 * 55)  # frames 1..5 of track 7 (3 holds frame 2's pose)
+    order = [names.index(n) for n in JOINT_NAMES[:55]]  # BVH order -> smplx order
+    tree = [-1 if parents[j] < 0 else order.index(parents[j]) for j in order]
+    assert tree == list(SMPLX_PARENTS)  # the body model file's tree, as the readers without one draw it
     for line, frame in ((0, 1), (3, 4), (2, 2)):
         values = motion[line]
         pos, rot = {}, {}
@@ -260,7 +264,6 @@ def test_bvh_poses_onto_the_stored_joints(exported):
                 pos[j], rot[j] = values[:3], local
             else:
                 pos[j], rot[j] = pos[p] + rot[p] @ offsets[j], rot[p] @ local
-        order = [names.index(n) for n in JOINT_NAMES[:55]]
         got = np.stack([pos[j] for j in order]) @ C.T
         assert np.abs(got - stored[(frame, 7)][:55]).max() < 1e-4
 
