@@ -2,10 +2,9 @@
 
 The benchmark files that are pickles (3DPW's ``sequenceFiles/*/*.pkl``, Python-2 pickles read with
 ``encoding="latin1"``; the ``3dpw_test.pkl`` annotation file; EMDB's ``*_data.pkl``; BEDLAM's ``smplx2smpl.pkl``)
-hold only numpy arrays, numpy scalars and Python containers. :func:`load_pickle` resolves exactly the globals those
-need (numpy's array and scalar reconstructors, ``numpy.dtype``, and ``_codecs.encode`` restricted to latin-1, which
-Python-3 pickles of protocol 2 use for bytes) and refuses anything else with :class:`UnsafePickleError`, before it
-is called. Containers (dict, list, tuple, str, int, float, bool, None) need no global at all.
+hold only numpy arrays, numpy scalars and Python containers. :func:`load_pickle` reads them through the project's
+restricted unpickler (`tasks.pickles`) and turns a refused global into :class:`UnsafePickleError`, before anything
+is called.
 
 Callers that read richer files (the SMPL model pickle, whose arrays are chumpy / scipy.sparse objects) pass inert
 stand-in classes in ``extra``: they only keep the pickled state. RICH's ``.pt`` files go through
@@ -14,52 +13,16 @@ stand-in classes in ``extra``: they only keep the pickled state. RICH's ``.pt`` 
 
 from __future__ import annotations
 
-import codecs
 import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tasks.evaluation.benchmarks.errors import BenchmarkFileError, UnsafePickleError
+from tasks.pickles import RefusedPickle, restricted_load
 
 __all__ = ["load_pickle", "load_torch_file"]
-
-
-def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-    """``_codecs.encode`` as protocol-2 pickles use it (bytes written as latin-1 text); no other codec."""
-    if codecs.lookup(encoding).name != "iso8859-1" or errors != "strict" or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"_codecs.encode with codec {encoding!r} is not allowed")
-    return codecs.encode(text, "latin1")
-
-
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    from numpy._core import multiarray, numeric
-
-    allowed: dict[tuple[str, str], Any] = {("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): np.ndarray}
-    for package in ("numpy.core", "numpy._core"):  # numpy 1 writes numpy.core, numpy 2 numpy._core
-        allowed[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{package}.multiarray", "scalar")] = multiarray.scalar
-        allowed[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
-    allowed[("_codecs", "encode")] = _latin1_encode
-    for module in ("builtins", "__builtin__"):  # sets are the only plain container that needs a global
-        allowed[(module, "set")] = set
-        allowed[(module, "frozenset")] = frozenset
-    return allowed
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file, *, allowed: Mapping[tuple[str, str], Any], encoding: str):
-        super().__init__(file, encoding=encoding)
-        self._allowed = allowed
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(f"{module}.{name}") from None
 
 
 def load_pickle(
@@ -78,14 +41,13 @@ def load_pickle(
     p = Path(path)
     if not p.is_file():
         raise BenchmarkFileError(f"{what} not found: {p}")
-    allowed = {**_numpy_globals(), **(extra or {})}
     try:
         with p.open("rb") as f:
-            return _RestrictedUnpickler(f, allowed=allowed, encoding=encoding).load()
-    except UnsafePickleError as err:
+            return restricted_load(f, encoding=encoding, extra=extra)
+    except RefusedPickle as err:
         raise UnsafePickleError(
-            f"{what} {p} was refused: it names the pickled global {err} (it could run code; a benchmark file "
-            f"holds only numpy arrays and plain containers). Re-download it from the benchmark's site."
+            f"{what} {p} was refused ({err}): it could run code, and a benchmark file holds only numpy arrays "
+            f"and plain containers. Re-download it from the benchmark's site."
         ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             UnicodeDecodeError, MemoryError, OSError) as err:
