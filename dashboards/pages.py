@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from dashboards import figures, media, queries, usersql
 from dashboards.geometry import project_world, step_speeds
 from storage import schema as S
-from storage.errors import QueryError
+from storage.errors import MediaError, QueryError
 from storage.geometry import camera_centres
 from storage.recipes import RECIPES
 
@@ -89,7 +89,7 @@ def video(request: Request, video_id: str):
     try:
         media.check_source(run[S.SOURCE_URI])
         source_note = ""
-    except media.SourceUnavailable as err:
+    except MediaError as err:
         source_note = str(err)
     start = int(np.argmax(n_humans)) if len(n_humans) else 0  # open on the most crowded frame
     return _render(
@@ -130,7 +130,7 @@ def frame_data(request: Request, video_id: str, frame_idx: FrameIdx):
     try:
         media.check_source(run[S.SOURCE_URI])
         image_url, note = f"/video/{video_id}/frame/{frame_idx}.jpg", ""
-    except media.SourceUnavailable:
+    except MediaError:
         image_url, note = None, "source frame not readable here: projections on a blank canvas"
     return JSONResponse({
         "frame_idx": frame_idx, "timestamp_s": row[S.TIMESTAMP_S], "n_humans": row[S.N_HUMANS],
@@ -150,7 +150,7 @@ def frame_image(request: Request, video_id: str, frame_idx: FrameIdx):
         raise HTTPException(404, f"video {video_id} has no processed frame {frame_idx}")
     try:  # decoding runs outside the lock: other pages go on meanwhile
         jpeg = media.frame_jpeg(run[S.SOURCE_URI], float(row[S.TIMESTAMP_S]))
-    except media.SourceUnavailable as err:
+    except MediaError as err:
         raise HTTPException(404, f"source video not readable: {err}") from None
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 

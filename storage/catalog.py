@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 import duckdb
 import pyarrow as pa
@@ -77,19 +78,25 @@ _DATA_VIEWS = "\n".join(
     f"CREATE VIEW {t.name} AS {_latest(t.name, ', '.join(t.key), f'{t.latest_by} DESC', _IN_LIVE_RUNS)};"
     for t in S.TABLES.values() if t.kind == "derived"
 )
+_RUNS_VIEW = _latest("runs", S.VIDEO_ID, f"{S.FINISHED_AT} DESC, {S.RUN_ID} DESC")
+_SOURCES_VIEW = _latest("sources", S.SOURCE_URI, f"{S.PROBED_AT} DESC")
 LIVE_VIEWS = f"""
 -- the live run of a video: its latest committed run
-CREATE VIEW runs AS {_latest("runs", S.VIDEO_ID, f"{S.FINISHED_AT} DESC, {S.RUN_ID} DESC")};
+CREATE VIEW runs AS {_RUNS_VIEW};
 -- videos: the video columns of the live runs
 CREATE VIEW videos AS SELECT {", ".join(S.VIDEOS.column_names)} FROM runs;
 -- rows of frames, humans, points count when their run is live
 {_DATA_VIEWS}
--- the latest failure of a source, unless a run of that source finished after it
+-- the latest failure of a source, unless a run of that source finished after it, or a probe of it succeeded after
+-- a probe failure
 CREATE VIEW failures AS SELECT * FROM ({_latest("failures", S.SOURCE_URI, f"{S.FAILED_AT} DESC")}) f
     WHERE NOT EXISTS (SELECT 1 FROM runs_all r WHERE r.{S.SOURCE_URI} = f.{S.SOURCE_URI}
-                      AND r.{S.FINISHED_AT} > f.{S.FAILED_AT});
+                      AND r.{S.FINISHED_AT} > f.{S.FAILED_AT})
+      AND NOT (f.{S.STAGE} = 'probe' AND EXISTS (
+          SELECT 1 FROM sources_all s WHERE s.{S.SOURCE_URI} = f.{S.SOURCE_URI} AND s.{S.PROBE_ERROR} IS NULL
+                                        AND s.{S.PROBED_AT} > f.{S.FAILED_AT}));
 -- what discovery last saw of each source
-CREATE VIEW sources AS {_latest("sources", S.SOURCE_URI, f"{S.PROBED_AT} DESC")};
+CREATE VIEW sources AS {_SOURCES_VIEW};
 """
 
 READ_ONLY_STATEMENTS = {"SELECT"}
@@ -141,8 +148,8 @@ class Catalog:
             source = f"_empty_{table.name}"
         elif self.uses_delta_extension:
             source = f"delta_scan({sql_str(self.root.table_uri(table.name))})"
-        elif self.root.is_local:
-            source = f"read_parquet([{', '.join(sql_str(f) for f in files)}])"
+        elif self.root.is_local:  # union_by_name: files older than a column added in place read it as null
+            source = f"read_parquet([{', '.join(sql_str(f) for f in files)}], union_by_name=true)"
         else:
             import pyarrow.dataset as ds
 
@@ -150,6 +157,7 @@ class Catalog:
             self.con.register(f"_arrow_{table.name}",
                               ds.dataset(paths, filesystem=self.root.fs, format="parquet", schema=table.arrow_schema))
             source = f"_arrow_{table.name}"
+        source = _with_added_columns(self.con, table, dt, source) if files else source
         self.con.execute(f"CREATE VIEW {view} AS SELECT {', '.join(table.column_names)} FROM {source}")
 
     # --------------------------------------------------------------------------------------------- queries
@@ -203,18 +211,59 @@ def open_catalog(root: str | os.PathLike | _fs.Root, *, threads: int | None = No
     return Catalog(root if isinstance(root, _fs.Root) else _fs.open_root(root), threads=threads)
 
 
-def live_runs(root: _fs.Root) -> pa.Table:
-    """The live run of every video (the ``runs`` view), read from the runs table alone."""
-    con = duckdb.connect(":memory:", config={"threads": 1})
+def _with_added_columns(con, table: S.Table, dt, source: str) -> str:
+    """`source`, or, when the Delta table predates columns the contract added in place (nullable: no append has
+    evolved its schema yet), `source` with those columns as nulls of their contract type."""
+    if set(table.column_names) <= set(dt.schema().to_arrow().names):
+        return source
+    con.register(f"_contract_{table.name}", table.arrow_schema.empty_table())
+    return f"(SELECT * FROM {source} UNION ALL BY NAME SELECT * FROM _contract_{table.name})"
+
+
+_SHARED: list = []  # one in-memory DuckDB per process for the one-table views (a connection costs ~0.1 s to open)
+_SHARED_LOCK = threading.Lock()
+
+
+def _cursor():
+    """A fresh cursor (its own connection state, thread-safe to use alone) on the process's shared in-memory DuckDB."""
+    with _SHARED_LOCK:
+        if not _SHARED:
+            _SHARED.append(duckdb.connect(":memory:", config={"threads": 1}))
+        return _SHARED[0].cursor()
+
+
+def _one_table_view(root: _fs.Root, table: S.Table, view: str, rows: pa.Table | None = None) -> pa.Table:
+    """`view` (SQL over ``<table>_all``) computed from one stored table alone: `rows` when given (a filtered read),
+    else every file of the table's snapshot."""
+    con = _cursor()
     try:
-        dt = delta.open_table(root, S.RUNS)
-        files = [] if dt is None else delta.live_files(dt)
+        files = []
+        if rows is None:
+            dt = delta.open_table(root, table)
+            files = [] if dt is None else delta.live_files(dt)
         if files and root.is_local:
-            source = f"read_parquet([{', '.join(sql_str(f) for f in files)}])"
+            source = f"read_parquet([{', '.join(sql_str(f) for f in files)}], union_by_name=true)"
+            source = _with_added_columns(con, table, dt, source)
         else:
-            con.register("_runs", delta.read_table(root, S.RUNS) if files else S.RUNS.arrow_schema.empty_table())
-            source = "_runs"
-        con.execute(f"CREATE VIEW runs_all AS SELECT {', '.join(S.RUNS.column_names)} FROM {source}")
-        return con.sql(_latest("runs", S.VIDEO_ID, f"{S.FINISHED_AT} DESC, {S.RUN_ID} DESC")).to_arrow_table()
+            if rows is None:
+                rows = delta.read_table(root, table) if files else table.arrow_schema.empty_table()
+            con.register("_rows", rows)
+            source = "_rows"
+        stored = f"SELECT {', '.join(table.column_names)} FROM {source}"
+        return con.sql(f"WITH {table.name}_all AS ({stored}) {view}").to_arrow_table()
     finally:
         con.close()
+
+
+def live_runs(root: _fs.Root, video_ids: list[str] | None = None) -> pa.Table:
+    """The live run of every video (the ``runs`` view), read from the runs table alone; with `video_ids`, of those
+    videos only, reading only the files whose statistics may hold them (a cost that does not grow with the
+    archive)."""
+    if video_ids is None:
+        return _one_table_view(root, S.RUNS, _RUNS_VIEW)
+    return _one_table_view(root, S.RUNS, _RUNS_VIEW, delta.read_table(root, S.RUNS, video_ids=video_ids))
+
+
+def latest_sources(root: _fs.Root) -> pa.Table:
+    """What discovery last saw of each source (the ``sources`` view), read from the sources table alone."""
+    return _one_table_view(root, S.SOURCES, _SOURCES_VIEW)

@@ -8,6 +8,7 @@ layout) is refused with the command that converts it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -36,17 +37,25 @@ def _reason(err: OSError) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ marker
-def init_dataset(root: _fs.Root) -> None:
-    """Create the dataset marker if absent; refuse a root that holds another schema version."""
-    if _fs.exists(root, S.DATASET_FILE):
+def init_dataset(root: _fs.Root) -> _fs.Root:
+    """Create the dataset marker if absent; refuse a root that holds another schema version. Returns the root marked
+    `checked`: handed to the writers (or to this function) it is not read again, so a batch of videos reads the
+    marker once (a GET on S3), not once per video."""
+    if root.checked:
+        return root
+    try:
         check_dataset(root)
-        return
+        return dataclasses.replace(root, checked=True)
+    except DatasetNotFoundError as err:  # absent (create it), or there but unreadable (say so)
+        if not isinstance(err.__cause__, FileNotFoundError) and _fs.exists(root, S.DATASET_FILE):
+            raise
     marker = {"schema_version": S.SCHEMA_VERSION, "format": S.FORMAT, "producer": S.PRODUCER,
               "created_at": utc_now().isoformat()}
     try:
         _fs.write_bytes_atomic(root, S.DATASET_FILE, json.dumps(marker, indent=1).encode())
     except OSError as err:
         raise RootError(f"cannot create a dataset at {root.uri}: {_reason(err)}") from err
+    return dataclasses.replace(root, checked=True)
 
 
 def check_dataset(root: _fs.Root) -> dict:
@@ -79,12 +88,15 @@ def check_dataset(root: _fs.Root) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ done
-def done_runs(root: _fs.Root) -> dict[str, dict]:
-    """video id -> its live run (model_version, params_hash, run_id, row counts): one read of the runs table."""
+def done_runs(root: _fs.Root, video_ids: Iterable[str] | None = None) -> dict[str, dict]:
+    """video id -> its live run (model_version, params_hash, run_id, row counts): one read of the runs table, read
+    once per batch of videos; with `video_ids`, of those videos only (the files that may hold them: what one video's
+    check before writing reads, whatever the size of the archive)."""
     from storage.catalog import live_runs
 
-    rows = live_runs(root).select([S.VIDEO_ID, S.RUN_ID, S.MODEL_VERSION, S.PARAMS_HASH, S.SCHEMA_VERSION_COL,
-                                   S.N_FRAMES, S.N_HUMAN_ROWS, S.N_POINTS, S.N_TRACKS]).to_pylist()
+    runs = live_runs(root, None if video_ids is None else list(video_ids))
+    rows = runs.select([S.VIDEO_ID, S.RUN_ID, S.MODEL_VERSION, S.PARAMS_HASH, S.SCHEMA_VERSION_COL, S.N_FRAMES,
+                        S.N_HUMAN_ROWS, S.N_POINTS, S.N_TRACKS]).to_pylist()
     return {r[S.VIDEO_ID]: r for r in rows}
 
 

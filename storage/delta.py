@@ -11,7 +11,9 @@ service. Everything here is delta-rs (``deltalake``); DuckDB reads the files thr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import operator
 import random
 import time
 from collections.abc import Iterable
@@ -148,11 +150,13 @@ def commit_files(root: Root, table: S.Table, files: Iterable[DataFile], txn: str
 
 
 def append_rows(root: Root, table: S.Table, rows: pa.Table, txn: str) -> bool:
-    """Append a small set of rows (runs, failures, sources) in one transaction (idempotent per `txn`)."""
+    """Append a small set of rows (runs, failures, sources) in one transaction (idempotent per `txn`). A column the
+    contract added in place (nullable) since the table was created is added to the table's schema by this append
+    (Delta schema evolution); older files read it as null."""
     deltalake = _deltalake()
 
     def attempt(dt, properties):
-        deltalake.write_deltalake(dt, rows, mode="append", commit_properties=properties)
+        deltalake.write_deltalake(dt, rows, mode="append", schema_mode="merge", commit_properties=properties)
 
     return _commit(root, table, txn, attempt)
 
@@ -172,10 +176,23 @@ def live_files(dt) -> list[str]:
     return list(dt.file_uris())
 
 
-def read_table(root: Root, table: S.Table, columns: list[str] | None = None) -> pa.Table:
-    """The whole stored table (every row, live or not) as Arrow; an empty table when it does not exist."""
+def read_table(root: Root, table: S.Table, columns: list[str] | None = None, *,
+               video_ids: Iterable[str] | None = None) -> pa.Table:
+    """The whole stored table (every row, live or not) as Arrow; an empty table when it does not exist. With
+    `video_ids`, only their rows, and only the files whose ``video_id`` statistics (min/max in the Delta log) may
+    hold one of them are opened."""
     dt = open_table(root, table)
     if dt is None:
         schema = table.arrow_schema
         return schema.empty_table() if columns is None else pa.schema([schema.field(c) for c in columns]).empty_table()
-    return pa.table(dt.to_pyarrow_table(columns=columns))
+    if video_ids is None:
+        return pa.table(dt.to_pyarrow_table(columns=columns))
+    import pyarrow.dataset as pds
+
+    data = dt.to_pyarrow_dataset()
+    ids = sorted(set(video_ids))
+    if not ids:
+        return data.head(0, columns=columns)
+    # one equality per id: pyarrow skips a file when its stats (the fragment's partition expression) exclude them all
+    where = functools.reduce(operator.or_, (pds.field(S.VIDEO_ID) == v for v in ids))
+    return data.to_table(columns=columns, filter=where)

@@ -19,3 +19,13 @@ class SchemaMismatchError(StorageError):
 
 class QueryError(StorageError):
     """User SQL failed: bad syntax, unknown column, or a statement that is not a read."""
+
+
+class MediaError(StorageError):
+    """A source video cannot be used: the message says why; `transient` says whether trying again later may
+    succeed (network, throttling, timeouts) or the answer stands until the file changes (see `storage.media`)."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.transient = transient

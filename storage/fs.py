@@ -29,6 +29,7 @@ class Root:
     base: str  # path inside `fs`, no trailing slash
     is_local: bool
     delta_options: tuple[tuple[str, str], ...] = ()  # delta-rs storage options (endpoint, region, safe commits)
+    checked: bool = False  # its dataset marker was read and fits this code (`storage.dataset.init_dataset`)
 
     def table_uri(self, rel: str) -> str:
         """The URI delta-rs (and any Delta reader) opens for a table folder relative to the root."""

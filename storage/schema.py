@@ -40,7 +40,10 @@ run's ``run_id``), then its row to ``runs``, which is the moment the video becom
 2. **frames, humans, points**: a row is live when its ``run_id`` is a live run. Rows of a replaced run, or of a run
    that crashed before its ``runs`` row, are ignored, and are deleted by ``human3r vacuum`` after a grace period.
 3. **videos** is not stored: it is the video columns of the live runs.
-4. **failures**: the latest row per ``source_uri``, unless a run of the same ``source_uri`` finished after it.
+4. **failures**: the latest row per ``source_uri``, unless a run of the same ``source_uri`` finished after it, or it
+   is a probe failure (``stage`` = ``probe``) and a later probe of the same ``source_uri`` succeeded (a ``sources``
+   row without ``probe_error`` probed after it). A transient failure (``error_type`` = ``TransientReadError``: the
+   file could not be fetched this time) is such a row: it shows until the retry succeeds.
 5. **sources**: the latest row per ``source_uri`` (a cache of what discovery has seen).
 6. **derived tables** (computed from a run's rows, kind ``derived``): the latest row per ``key`` (by
    ``latest_by``) among the rows whose ``run_id`` is a live run.
@@ -113,6 +116,9 @@ HOST = "host"
 MTIME_NS = "mtime_ns"
 PROBED_AT = "probed_at"
 PROBE_ERROR = "probe_error"
+PROBE_TRANSIENT = "probe_transient"
+PROBE_ATTEMPTS = "probe_attempts"
+RETRY_AFTER = "retry_after"
 
 # failures
 STAGE = "stage"
@@ -294,12 +300,14 @@ RUNS = Table(
 
 FAILURES = Table(
     "failures",
-    "The latest failure of each source that did not complete. A later run of the same source removes it.",
+    "The latest failure of each source that did not complete. A later run of the same source removes it, and a later "
+    "successful probe removes a probe failure (such as a transient read error, error_type TransientReadError).",
     (
         Column(SOURCE_URI, pa.string(), "the input as given (path or URI)"),
         Column(VIDEO_ID, pa.string(), "video id when the content could be hashed, else null", nullable=True),
         Column(STAGE, pa.string(), "where it failed: probe, decode, inference, write, timeout, ..."),
-        Column(ERROR_TYPE, pa.string(), "exception class name"),
+        Column(ERROR_TYPE, pa.string(), "exception class name; TransientReadError: the file could not be fetched this "
+                                        "time (network, throttling, timeout), no verdict on it: retried"),
         Column(MESSAGE, pa.string(), "one-line reason"),
         Column(RUN_ID, pa.string(), "run that failed", nullable=True),
         Column(FAILED_AT, _TS, "when it failed (UTC)"),
@@ -312,8 +320,10 @@ FAILURES = Table(
 
 SOURCES = Table(
     "sources",
-    "Every video file discovery has seen: its size and modification time, and what probing it found. A rescan "
-    "reads only files whose size or modification time changed.",
+    "Every video file discovery has seen: its size and modification time, and the facts probing it found (content "
+    "hash, header) or why it could not be probed. A rescan reads only files whose size or modification time changed, "
+    "and files whose probe failed for a transient reason once their retry_after has passed. Nothing here depends on "
+    "a run's options: refusals such as a frame size above max_side are decided by each run from these facts.",
     (
         Column(SOURCE_URI, pa.string(), "the file's path or URI, as listed"),
         Column(SIZE_BYTES, _I64, "file size in bytes when probed; null when it could not be stat'ed", nullable=True),
@@ -321,7 +331,18 @@ SOURCES = Table(
         *(dataclasses.replace(c, nullable=True, doc=f"{c.doc} (null when it could not be probed)")
           for c in VIDEO_COLUMNS if c.name not in (SOURCE_URI, SIZE_BYTES)),
         Column(PROBED_AT, _TS, "when it was probed (UTC); the latest row of a source counts"),
-        Column(PROBE_ERROR, pa.string(), "why it could not be used (one line), null when it could", nullable=True),
+        Column(PROBE_ERROR, pa.string(), "why it could not be probed (one line), null when it could", nullable=True),
+        # added in place (nullable, schema 2 unchanged): Delta schema evolution adds them to older tables on append
+        Column(PROBE_TRANSIENT, pa.bool_(), "with probe_error: true when the bytes could not be fetched this time "
+                                            "(network, throttling, timeout: probed again after retry_after), false "
+                                            "when the file itself is unusable (not a video, empty, no video stream: "
+                                            "probed again only when it changes or with --force); null without "
+                                            "probe_error, and in rows written before this column (probed again)",
+               nullable=True),
+        Column(PROBE_ATTEMPTS, _I32, "transient probe failures in a row of this file (1, 2, ...); null otherwise",
+               nullable=True),
+        Column(RETRY_AFTER, _TS, "transient failure: the first run after this time (UTC) probes the file again "
+                                 "(back-off doubling per attempt); null otherwise", nullable=True),
     ),
     kind="cache",
     key=(SOURCE_URI,),

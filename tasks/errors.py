@@ -8,6 +8,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
+from storage.errors import MediaError
+
 
 class UsageError(Exception):
     """The command or flow was given something it cannot use; the message says what to give instead."""
@@ -37,6 +41,27 @@ class VideoError(PipelineError):
     """The file cannot be used as a video: missing, empty, not a video, corrupt, absurd or unprocessable size."""
 
     stage = "probe"  # "decode" when it shows only while decoding
+
+
+class TransientReadError(VideoError):
+    """The file could not be read this time (network error, throttling, a timeout: `storage.media.is_transient`).
+    No verdict on the file: the next run tries it again (the probe after the back-off its `sources` row records),
+    and its failures row is superseded by the next successful probe or run."""
+
+
+def video_error(err: MediaError, stage: str = "probe") -> VideoError:
+    """The pipeline's failure for a `storage.media` error: the one place a MediaError becomes a VideoError
+    (a transient one a :class:`TransientReadError`)."""
+    return (TransientReadError if err.transient else VideoError)(err.message, stage=stage)
+
+
+@contextlib.contextmanager
+def video_errors(stage: str = "probe"):
+    """Turn the `storage.media` errors raised inside the block into :func:`video_error`'s."""
+    try:
+        yield
+    except MediaError as err:
+        raise video_error(err, stage) from err
 
 
 class VideoTimeout(PipelineError):

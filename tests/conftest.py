@@ -73,6 +73,105 @@ def s3_endpoint():
     server.stop()
 
 
+class S3Proxy:
+    """An HTTP proxy in front of the S3 server: it counts every request (``requests``: (method, path) pairs) and
+    answers the next `n` requests of one key with an S3 error (:meth:`fail`) instead of passing them on, as a
+    throttled or failing S3 endpoint would. Point clients at ``url`` (``?endpoint_override=`` or AWS_ENDPOINT_URL).
+    """
+
+    def __init__(self, upstream: str):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import unquote, urlsplit
+
+        self.requests: list[tuple[str, str]] = []
+        self._faults: list[list] = []  # [path suffix, method, remaining, status, code]
+        self._lock = threading.Lock()
+        target = urlsplit(upstream)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                import http.client
+
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":  # pyarrow's uploads
+                    body = b""
+                    while size := int(self.rfile.readline().split(b";")[0], 16):
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                    self.rfile.readline()
+                else:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(length) if length else None
+                path = unquote(urlsplit(self.path).path)
+                with proxy._lock:
+                    proxy.requests.append((self.command, path))
+                    fault = next((f for f in proxy._faults if path.endswith(f[0]) and self.command == f[1] and f[2]),
+                                 None)
+                    if fault is not None:
+                        fault[2] -= 1
+                if fault is not None:
+                    xml = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{fault[4]}</Code><Message>injected by "
+                           "the test proxy</Message></Error>").encode()
+                    self.send_response(fault[3])
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(xml)))
+                    self.end_headers()
+                    self.wfile.write(xml)
+                    return
+                upstream_conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("connection", "expect", "transfer-encoding")}
+                upstream_conn.request(self.command, self.path, body=body, headers=headers)
+                reply = upstream_conn.getresponse()
+                data = reply.read()
+                self.send_response(reply.status)
+                for k, v in reply.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                size = reply.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(data))
+                self.send_header("Content-Length", size)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream_conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="s3-proxy", daemon=True)
+        self._thread.start()
+
+    def fail(self, key: str, n: int, *, status: int = 503, code: str = "SlowDown", method: str = "GET") -> None:
+        """Answer the next `n` `method` requests of the object whose path ends with `key` with `status` / `code`."""
+        with self._lock:
+            self._faults.append([key, method, n, status, code])
+
+    def count(self, method: str, path_part: str) -> int:
+        """Requests so far with this method whose path contains `path_part`."""
+        with self._lock:
+            return sum(m == method and path_part in p for m, p in self.requests)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def s3_proxy(s3_endpoint):
+    """An :class:`S3Proxy` in front of the session's S3 server (counts requests, injects failures)."""
+    proxy = S3Proxy(s3_endpoint)
+    yield proxy
+    proxy.close()
+
+
 @pytest.fixture
 def root(tmp_path):
     """A dataset root (pyarrow filesystem handle) in a fresh temporary folder."""

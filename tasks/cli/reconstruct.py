@@ -80,7 +80,7 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     if planned.pending:
         network = load_model(model.checkpoint, preset=model.preset, device=device, precision=model.precision)
         network = network.compile_blocks() if model.compile else network
-        summaries += _reconstruct_all(planned.pending, dataset, network, options, body, force, console)
+        summaries += _reconstruct_all(planned.pending, planned.root, network, options, body, force, console)
     order = {item.uri: i for i, item in enumerate(listed)}
     report = summarize(sorted(summaries, key=lambda s: order.get(s.source_uri, len(order))), root)
     _print_report(report)
@@ -91,7 +91,7 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
 def _reconstruct_all(videos, dataset, network, options, body, force, console) -> list:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from tasks.reconstruction.location import file_name
+    from storage.media import file_name
     from tasks.reconstruction.video import reconstruct_video
 
     summaries = []

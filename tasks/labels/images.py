@@ -44,13 +44,14 @@ def cut_images(source_uri: str, expected_size: int | None, cuts: list[Cut], out_
     """Write `cuts` from the video at `source_uri`; returns (images written, why the rest could not be, or None)."""
     from PIL import Image
 
-    from tasks.reconstruction.location import locate
+    from storage.errors import MediaError
+    from storage.media import locate
 
     if not cuts:
         return 0, None
     try:
         size = locate(source_uri).size_bytes
-    except (OSError, PipelineError, UsageError) as err:
+    except (OSError, MediaError, UsageError) as err:
         return 0, f"source unreadable: {err}"
     if expected_size is not None and size != expected_size:
         return 0, f"source changed since it was reconstructed ({size} bytes, the run read {expected_size})"

@@ -5,14 +5,18 @@ Timestamps are the stream's own presentation times (variable frame rate kept); t
 stride, frame cap and a time window select frames without changing their indices (`frame_idx` always counts every
 decoded frame of the stream from 0). Every way a file can be unusable raises `VideoError` with a one-line reason.
 
-Videos on object storage (``s3://bucket/key``, see `tasks.reconstruction.location`) are read through a seekable file
-object, never downloaded whole: the probe fetches the header and the first frame (`PROBE_BUFFER` bytes per read), the
-decoder streams the object (`DECODE_BUFFER` bytes per read), and the hash streams it once.
+Locating and opening a video, the display rotation and the classification of read errors are `storage.media`'s
+(shared with the dashboard); its errors become `VideoError` here (`tasks.errors.video_errors`), a transient one a
+`TransientReadError`. Videos on object storage (``s3://bucket/key``) are read through a seekable file object, never
+downloaded whole: the probe fetches the header and the first frame (`PROBE_BUFFER` bytes per read), the decoder
+streams the object (`DECODE_BUFFER` bytes per read), and the hash streams it once.
+
+A probe records facts only (header, hash): whether the video may be processed (`DecodeOptions.max_side`, the
+network's input size) is decided from them by whoever plans the run (`tasks.reconstruction.plan`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import queue
@@ -21,10 +25,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from storage import media
+from storage.errors import MediaError
 from storage.schema import video_id_for
-from tasks.errors import VideoError
+from tasks.errors import VideoError, video_error, video_errors
 from tasks.options import DecodeOptions
-from tasks.reconstruction.location import Location, locate, read_error, short_error
 
 PROBE_BUFFER = 64 << 10  # bytes per read of a remote object while probing (header + first frame)
 DECODE_BUFFER = 1 << 20  # bytes per read (one ranged GET on S3) of a remote object while decoding
@@ -65,65 +70,37 @@ class DecodeStats:
     frames_kept: int = 0
 
 
-@contextlib.contextmanager
-def _open(location: Location, buffer_size: int):
-    """The PyAV container of a checked video: opened by path when local, else through a seekable file object."""
-    import av
-
-    file = None if location.local is not None else location.open_input()
-    try:
+def probe_video(path: str | os.PathLike) -> VideoProbe:
+    """Header facts, the content hash and the display rotation (from the first frame). Raises `VideoError`
+    (`TransientReadError` when the bytes could not be fetched this time)."""
+    with video_errors("probe"):
+        location = media.locate(path)
         try:
-            container = av.open(str(location.local) if file is None else file, metadata_errors="ignore",
-                                buffer_size=buffer_size)
-        except av.FFmpegError as err:
-            raise VideoError(f"not a readable video ({type(err).__name__}: {short_error(err)})") from err
-        with container:
-            if not container.streams.video:
-                kinds = sorted({s.type for s in container.streams})
-                raise VideoError(f"no video stream (streams: {', '.join(kinds) or 'none'})")
-            yield container
-    finally:
-        if file is not None:
-            file.close()
-
-
-def _rotate(rgb: np.ndarray, rotation_deg: int) -> np.ndarray:
-    k = round(rotation_deg / 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-
-
-def probe_video(path: str | os.PathLike, options: DecodeOptions = DecodeOptions()) -> VideoProbe:
-    """Header facts, the content hash and the display rotation (from the first frame). Raises `VideoError`."""
-    location = locate(path)
-    try:
-        facts = _read_header(location, options)
+            facts = _read_header(location)
+        except OSError as err:  # a remote read failing midway (PyAV re-raises the file object's error)
+            raise media.read_failure(location.uri, err) from err
         sha256 = location.sha256()
-    except OSError as err:  # a remote read failing midway (PyAV re-raises the file object's error)
-        raise read_error(location.uri, err) from err
     return VideoProbe(path=os.fspath(path), size_bytes=location.size_bytes, content_sha256=sha256, **facts)
 
 
-def _read_header(location: Location, options: DecodeOptions) -> dict:
+def _read_header(location: media.Location) -> dict:
     """Frame size after rotation, rate, duration, frame count and codec, from the header and the first frame."""
     import av
 
-    with _open(location, PROBE_BUFFER) as container:
+    with media.open_container(location, PROBE_BUFFER) as container:
         stream = container.streams.video[0]
         rotation = 0
         try:
             for frame in container.decode(stream):
-                rotation = int(round(frame.rotation or 0))
+                rotation = media.display_rotation(frame)
                 break
             else:
                 raise VideoError("the video stream holds no decodable frame")
         except av.FFmpegError as err:
-            raise VideoError(f"first frame cannot be decoded ({short_error(err)})") from err
+            raise VideoError(f"first frame cannot be decoded ({media.short_error(err)})") from err
         w, h = (stream.height, stream.width) if rotation % 180 else (stream.width, stream.height)
         if not w or not h:
             raise VideoError(f"video stream has no frame size ({w}x{h})")
-        if max(w, h) > options.max_side:
-            raise VideoError(f"frame size {w}x{h} exceeds the limit of {options.max_side} px per side "
-                             f"(raise --max-side if this is intended)")
         fps = float(stream.average_rate) if stream.average_rate else None
         duration = None
         if stream.duration is not None and stream.time_base is not None:
@@ -151,7 +128,8 @@ class FrameReader:
     _DONE = object()
 
     def __init__(self, path: str | os.PathLike, options: DecodeOptions = DecodeOptions()):
-        self.location = locate(path)
+        with video_errors("probe"):
+            self.location = media.locate(path)
         self.options = options
         self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue(maxsize=options.queue_size)
@@ -173,7 +151,7 @@ class FrameReader:
 
         opts, stats = self.options, self.stats
         try:
-            with _open(self.location, DECODE_BUFFER) as container:
+            with media.open_container(self.location, DECODE_BUFFER) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -199,7 +177,7 @@ class FrameReader:
                             return self._finish()
                         if index % opts.stride:
                             continue
-                        rgb = _rotate(frame.to_ndarray(format="rgb24"), int(round(frame.rotation or 0)))
+                        rgb = media.frame_rgb(frame)
                         stats.frames_kept += 1
                         if not self._put(DecodedFrame(index, t, rgb)):
                             return
@@ -208,8 +186,12 @@ class FrameReader:
             self._finish()
         except VideoError as err:
             self._put(err)
+        except MediaError as err:
+            self._put(video_error(err, "decode"))
+        except OSError as err:  # a remote read failing midway: transient or not (storage.media.is_transient)
+            self._put(video_error(media.read_failure(self.location.uri, err), "decode"))
         except Exception as err:  # noqa: BLE001 - any decoder failure becomes the consumer's VideoError
-            self._put(VideoError(f"{type(err).__name__}: {short_error(err)}", stage="decode"))
+            self._put(VideoError(f"{type(err).__name__}: {media.short_error(err)}", stage="decode"))
         finally:
             self._put(self._DONE)
 

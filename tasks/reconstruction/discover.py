@@ -1,6 +1,6 @@
 """Finding videos: expand files, folders, glob patterns and object-storage prefixes into a sorted list of locations.
 
-An S3 prefix (or any pyarrow filesystem URI, see `tasks.reconstruction.location`) is listed like a folder. Every object
+An S3 prefix (or any pyarrow filesystem URI, see `storage.media`) is listed like a folder. Every object
 found is written as the prefix the user gave, then its key below that prefix, then the user's query string unchanged::
 
     s3://archive/inbox?endpoint_override=http://127.0.0.1:9000
@@ -23,8 +23,8 @@ import pyarrow.fs as pafs
 
 from storage.errors import RootError
 from storage.fs import open_location
+from storage.media import short_error, split_query
 from tasks.errors import SourceError
-from tasks.reconstruction.location import short_error, split_query
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".mts",
                             ".m2ts", ".wmv", ".flv", ".3gp", ".ogv", ".gif"})

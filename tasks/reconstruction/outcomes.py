@@ -1,18 +1,21 @@
 """What happened to each video: one summary type, one way to record a failure, one report over many videos.
 
 Every path that ends a video (the CLI, the Ray actor, the pool when an actor dies or times out, the flow's plan
-step) returns a :class:`VideoSummary`; a failure goes through :func:`record_failure`, which writes the `failures`
-row with ``error_type`` = the exception's class name and ``stage`` = the stage it failed at; :func:`summarize`
+step) returns a :class:`VideoSummary`; a failure goes through :func:`record_failure` (or :func:`failed` and one
+:func:`record_failures` for a batch), which writes the `failures` row with ``error_type`` = the exception's class
+name and ``stage`` = the stage it failed at; :func:`summarize`
 turns many summaries into the counts, one-line verdict and table the CLI prints and the flow reports.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 
+from storage import schema as S
 from storage.fs import Root
-from storage.writer import write_failure
+from storage.writer import write_failure, write_rows
 from tasks.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,27 @@ def record_failure(root: Root, source_uri: str, err: BaseException, *, stage: st
         log.exception("could not record the failure of %s", source_uri)
     return VideoSummary(source_uri, "failed", video_id, seconds=seconds, decode_errors=decode_errors, stage=stage,
                         error_type=error_type, message=message, attempts=attempts)
+
+
+def failed(source_uri: str, err: BaseException, *, stage: str = "inference", video_id: str | None = None
+           ) -> VideoSummary:
+    """The summary of a failure, not recorded yet (see :func:`record_failures`)."""
+    return VideoSummary(source_uri, "failed", video_id, stage=err.stage if isinstance(err, PipelineError) else stage,
+                        error_type=type(err).__name__, message=one_line(err))
+
+
+def record_failures(root: Root, summaries: list[VideoSummary], at: dt.datetime) -> None:
+    """Write the `failures` rows of many failed videos in one commit (a plan's refusals). Never raises."""
+    if not summaries:
+        return
+    rows = {S.SOURCE_URI: [s.source_uri for s in summaries], S.VIDEO_ID: [s.video_id for s in summaries],
+            S.STAGE: [s.stage for s in summaries], S.ERROR_TYPE: [s.error_type for s in summaries],
+            S.MESSAGE: [s.message[:2000] for s in summaries], S.RUN_ID: [None] * len(summaries),
+            S.FAILED_AT: [at] * len(summaries)}
+    try:
+        write_rows(root, S.FAILURES.name, rows)
+    except Exception:  # noqa: BLE001 - the summaries still report the failures
+        log.exception("could not record the failures of %d videos", len(summaries))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,17 +1,20 @@
 """Planning a run over many videos: probe what is new or changed (in parallel), reuse what discovery saw before,
-refuse what cannot be processed, skip what the dataset already holds.
+refuse what today's options or the network cannot process, skip what the dataset already holds.
 
-The ``sources`` table remembers every file seen: its size and modification time, and what probing it found (content
-hash, header facts, or why it cannot be used). A rescan reads only files whose size or modification time changed;
-an unchanged archive is planned from the listing and two table reads, without opening a single video. New files
-are probed by a pool of threads (hashing and PyAV release the GIL) and recorded in one commit. The probe travels
-with each pending video to whoever reconstructs it, so a video is hashed once.
+The ``sources`` table remembers facts about every file seen (`tasks.reconstruction.sources`): its size and
+modification time, and what probing it found (content hash, header facts, or why it cannot be read). A rescan reads
+only files whose size or modification time changed, plus those whose last probe failed for a transient reason
+once their back-off has passed (and, with ``force``, every file whose probe failed); an unchanged archive is
+planned from the listing and three reads (the dataset marker, the sources and the runs tables), without opening a
+single video. Refusals are decided here from the facts with this run's options, never cached. New files are probed
+by a pool of threads (hashing and PyAV release the GIL) and recorded in one commit, refusals in another. The probe
+travels with each pending video to whoever reconstructs it, so a video is hashed once, and `Plan.root` (the dataset
+marker checked) spares the writers another read of the marker.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,12 +25,13 @@ from human3r.weights import ModelIdentity
 from storage import dataset
 from storage import schema as S
 from storage.fs import Root
-from storage.writer import read_sources, write_sources
-from tasks.errors import PipelineError, VideoError
+from storage.writer import write_sources
+from tasks.errors import VideoError
 from tasks.options import ReconstructOptions
+from tasks.reconstruction import sources
 from tasks.reconstruction.decode import DecodeOptions, VideoProbe, probe_video
 from tasks.reconstruction.discover import Listed
-from tasks.reconstruction.outcomes import VideoSummary, record_failure
+from tasks.reconstruction.outcomes import VideoSummary, failed, record_failures
 
 PROBE_WORKERS = 8  # files probed at once (I/O bound: local disks, object storage)
 
@@ -41,9 +45,18 @@ def check_frame_size(found: VideoProbe, config: Human3RConfig) -> VideoProbe:
     return found
 
 
+def check_video(found: VideoProbe, config: Human3RConfig, options: DecodeOptions) -> VideoProbe:
+    """`found`, when today's options (``max_side``) accept its frames and the network `config` can process them;
+    else VideoError. Decided from the probe's facts, never stored with them."""
+    if max(found.width, found.height) > options.max_side:
+        raise VideoError(f"frame size {found.width}x{found.height} exceeds the limit of {options.max_side} px per "
+                         f"side (raise --max-side if this is intended)")
+    return check_frame_size(found, config)
+
+
 def probe(path: str, config: Human3RConfig, options: DecodeOptions) -> VideoProbe:
-    """Header facts and content hash of a video whose frames the network `config` can process; else VideoError."""
-    return check_frame_size(probe_video(path, options), config)
+    """Header facts and content hash of a video these options and the network `config` accept; else VideoError."""
+    return check_video(probe_video(path), config, options)
 
 
 def already_done(done: dict[str, dict], video: VideoProbe, identity: ModelIdentity, options: ReconstructOptions,
@@ -72,55 +85,32 @@ def planned_precision(precision: str, device: str = "auto") -> str:
     return str(resolve_precision(precision, target)).removeprefix("torch.")
 
 
-# ------------------------------------------------------------------------------------------------ the sources cache
-_PROBE_FIELDS = ("content_sha256", "width", "height", "rotation_deg", "fps", "duration_s", "frame_count", "codec")
-_COLUMN_OF = {"content_sha256": S.CONTENT_SHA256, "width": S.WIDTH_PX, "height": S.HEIGHT_PX,
-              "rotation_deg": S.ROTATION_DEG, "fps": S.FPS, "duration_s": S.DURATION_S, "frame_count": S.FRAME_COUNT,
-              "codec": S.CODEC}
-
-
-def _source_row(item: Listed, result: VideoProbe | VideoError, now: dt.datetime) -> dict:
-    found = result if isinstance(result, VideoProbe) else None
-    row = {S.SOURCE_URI: item.uri, S.SIZE_BYTES: item.size_bytes, S.MTIME_NS: item.mtime_ns, S.PROBED_AT: now,
-           S.VIDEO_ID: found.video_id if found else None, S.PROBE_ERROR: None if found else str(result)}
-    row.update({_COLUMN_OF[f]: getattr(found, f) if found else None for f in _PROBE_FIELDS})
-    return row
-
-
-def _from_row(row: dict) -> VideoProbe | VideoError:
-    if row[S.PROBE_ERROR] is not None:
-        return VideoError(row[S.PROBE_ERROR])
-    return VideoProbe(path=row[S.SOURCE_URI], size_bytes=row[S.SIZE_BYTES],
-                      **{field: row[_COLUMN_OF[field]] for field in _PROBE_FIELDS})
-
-
-def _unchanged(item: Listed, row: dict | None) -> bool:
-    return (row is not None and item.size_bytes is not None and item.mtime_ns is not None
-            and row[S.SIZE_BYTES] == item.size_bytes and row[S.MTIME_NS] == item.mtime_ns)
-
-
 # ------------------------------------------------------------------------------------------------ the plan
 @dataclasses.dataclass(frozen=True)
 class Plan:
     pending: list[VideoProbe]  # probed videos to reconstruct, in the given order
     done: list[VideoSummary]  # skipped (already in the dataset) or refused (a failures row each)
-    probed: int  # files read to plan (new or changed since the last scan)
+    probed: int  # files read to plan (new or changed since the last scan, or retried)
     reused: int  # files planned from the sources table without reading them
+    root: Root | None = None  # the dataset, its marker checked: writers handed it do not read the marker again
 
 
 def plan(listed: Iterable[Listed | str], root: Root, identity: ModelIdentity, options: ReconstructOptions, *,
          force: bool = False, precision: str = "float32", workers: int = PROBE_WORKERS,
          progress: Callable[[int, int], None] | None = None) -> Plan:
-    """Probe what changed, reuse what did not, and split into pending and done (see the module docstring)."""
+    """Probe what changed (or is due again), reuse what did not, and split into pending and done (see the module
+    docstring). Reads the dataset marker, the sources table and the runs table once each, whatever the number of
+    videos."""
     items = [i if isinstance(i, Listed) else Listed(i, None, None) for i in listed]
-    dataset.init_dataset(root)
-    known = {r[S.SOURCE_URI]: r for r in read_sources(root).to_pylist()}
+    root = dataset.init_dataset(root)
+    known = sources.read_known(root)
     live = {} if force else dataset.done_runs(root)
-    stale = [i for i in items if not _unchanged(i, known.get(i.uri))]
+    now = dataset.utc_now()
+    stale = [i for i in items if sources.due(i, known.get(i.uri), now, force=force)]
 
     def probe_one(item: Listed) -> VideoProbe | VideoError:
         try:
-            return probe_video(item.uri, options.decode)
+            return probe_video(item.uri)
         except VideoError as err:
             return err
 
@@ -131,26 +121,29 @@ def plan(listed: Iterable[Listed | str], root: Root, identity: ModelIdentity, op
             if progress is not None:
                 progress(n, len(stale))
     now = dataset.utc_now()
-    rows = [_source_row(i, results[i.uri], now) for i in stale]
-    write_sources(root, {c: [r[c] for r in rows] for c in S.SOURCES.column_names})
-    pending, done = [], []
+    rows = {i.uri: sources.row_for(i, results[i.uri], known.get(i.uri), now) for i in stale}
+    write_sources(root, {c: [r[c] for r in rows.values()] for c in S.SOURCES.column_names})
+    pending, done, recorded = [], [], []
     for item in items:
-        fresh = item.uri in results
-        found = results[item.uri] if fresh else _from_row(known[item.uri])
-        if isinstance(found, VideoError) and not fresh:  # unchanged and still broken: its failure is recorded
-            done.append(VideoSummary(item.uri, "failed", stage=found.stage, error_type=type(found).__name__,
-                                     message=found.message))
+        fresh = item.uri in rows
+        found = results[item.uri] if fresh else None
+        if not isinstance(found, VideoProbe):  # an error says here when it is tried again
+            found = sources.cached(rows[item.uri] if fresh else known[item.uri])
+        if isinstance(found, VideoError):  # cannot be probed (a transient error: not this time)
+            done.append(failed(item.uri, found))
+            if fresh:  # a cached error was recorded when it was found
+                recorded.append(done[-1])
             continue
         try:
-            if isinstance(found, VideoError):
-                raise found
-            check_frame_size(found, identity.config)
-        except PipelineError as err:
-            done.append(record_failure(root, item.uri, err))
+            check_video(found, identity.config, options.decode)
+        except VideoError as err:  # refused by today's options or the network: this run's verdict
+            done.append(failed(item.uri, err, video_id=found.video_id))
+            recorded.append(done[-1])
             continue
         skipped = None if force else already_done(live, found, identity, options, precision)
         if skipped is not None:
             done.append(skipped)
         else:
             pending.append(found)
-    return Plan(pending, done, probed=len(stale), reused=len(items) - len(stale))
+    record_failures(root, recorded, now)
+    return Plan(pending, done, probed=len(stale), reused=len(items) - len(stale), root=root)

@@ -11,6 +11,7 @@ import pytest
 from storage import delta as D
 from storage import schema as S
 from storage.fs import open_root
+from storage.writer import read_sources
 from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions, ReconstructOptions
 from tasks.reconstruction import plan as P
@@ -74,7 +75,7 @@ def test_changed_and_new_files_are_probed_again(inbox, tmp_path, identity):
     assert (again.probed, again.reused) == (3, 2)
     by_path = {v.path: v for v in again.pending}
     assert by_path[str(inbox / "copy.mp4")].video_id == by_path[str(inbox / "clip0.mp4")].video_id
-    sources = {r[S.SOURCE_URI]: r for r in P.read_sources(root).to_pylist()}
+    sources = {r[S.SOURCE_URI]: r for r in read_sources(root).to_pylist()}
     assert sources[str(inbox / "clip1.mp4")][S.FRAME_COUNT] == 8  # the latest probe counts
 
 

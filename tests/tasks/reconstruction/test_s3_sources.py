@@ -9,14 +9,14 @@ import re
 import numpy as np
 import pytest
 
+from storage import media
 from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.writer import read_failures
-from tasks.errors import SourceError, VideoError
+from tasks.errors import SourceError, TransientReadError, VideoError
 from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions
-from tasks.reconstruction import location
 from tasks.reconstruction.decode import DECODE_BUFFER, FrameReader, probe_video
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -162,21 +162,21 @@ class _CountingFilesystem:
 
 @pytest.fixture
 def counting(monkeypatch):
-    """Every filesystem `tasks.reconstruction.location` opens is counted; `counting.fail_after = n` makes PyAV's n+1-th
+    """Every filesystem `storage.media` opens is counted; `counting.fail_after = n` makes PyAV's n+1-th
     read fail."""
 
     class Seen(list):
         fail_after = None
 
     seen = Seen()
-    real = location.open_location
+    real = media.open_location
 
     def open_counted(uri):
         fs, path = real(uri)
         seen.append(_CountingFilesystem(fs, seen.fail_after))
         return seen[-1], path
 
-    monkeypatch.setattr(location, "open_location", open_counted)
+    monkeypatch.setattr(media, "open_location", open_counted)
     return seen
 
 
@@ -199,13 +199,14 @@ def test_a_probe_reads_the_header_and_first_frame_and_hashes_once(bucket, counti
     assert not fs.streams and decoder_file.bytes >= size and decoder_file.largest <= DECODE_BUFFER < size
 
 
-def test_a_connection_lost_midway_is_a_one_line_failure(bucket, counting):
+def test_a_connection_lost_midway_is_a_one_line_transient_failure(bucket, counting):
     counting.fail_after = 2
-    with pytest.raises(VideoError, match="cannot be read .*connection reset.*check the endpoint") as info:
+    reason = "could not be read this time .*connection reset.*tried again"
+    with pytest.raises(TransientReadError, match=reason) as info:
         probe_video(bucket["uri"]("big/noise.mp4"))
     assert info.value.stage == "probe"
     with FrameReader(bucket["uri"]("big/noise.mp4")) as reader:
-        with pytest.raises(VideoError, match="connection reset") as info:
+        with pytest.raises(TransientReadError, match="connection reset") as info:
             list(reader)
     assert info.value.stage == "decode"
 
