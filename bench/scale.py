@@ -1,8 +1,10 @@
 """Archive scale: the schema-1 layout (per-video files + commit pointers) vs the Delta layout, side by side, at 200 /
-2,000 / 20,000 synthetic videos, plus a second nightly over an unchanged inbox of 20,000 files.
+2,000 / 20,000 synthetic videos, plus a second nightly over an unchanged inbox of 20,000 files and an incremental
+run over those 20,000 known videos plus 100 new ones.
 
     python bench/scale.py                              # 200, 2000, 20000 videos; inbox of 20000 files
     python bench/scale.py --sizes 200,2000 --inbox 2000 --keep /tmp/scale   # smaller; keep the datasets
+    python bench/scale.py --plan-only                  # only the inbox: rescan and incremental planning
 
 Per size, both layouts hold the same videos (short synthetic ones: --frames frames, --points points per frame).
 The old layout is built as schema 1 stored it (one file per table per video under video_id=... folders and a
@@ -12,8 +14,12 @@ through the real writer (bulk commits), compacted (`storage.maintenance.compact`
 Measured, median of --repeat (warm, in-process): catalog open, a per-video filter query, count(*) over humans,
 videos joined with runs, and `human3r query` end to end (a fresh process). Then per-video commits/s at that size
 (4 commits each, one writer). The rescan: an inbox of --inbox small video files, a first scan (probes every file),
-the videos marked done, then a second scan timed: discovery + plan, as the nightly flow runs them.
-Last line: ``videos=<N> open_ms=<x> per_video_ms=<y> count_ms=<z> rescan_s=<s>`` for the largest size.
+the videos marked done, then a second scan timed: discovery + plan, as the nightly flow runs them. The incremental
+run: --new new files land in the inbox, then discovery + plan are timed (``plan_s``), and the check each new video
+makes before it is written (its own live run: `storage.dataset.done_runs(root, [video_id])`, ``check_ms`` per
+video), side by side with that check as it was before (every live run of the archive, per video).
+Last line: ``videos=<N> open_ms=<x> per_video_ms=<y> count_ms=<z> rescan_s=<s> plan_s=<p> check_ms=<c>`` for the
+largest size (with --plan-only: ``files=<N> rescan_s=<s> plan_s=<p> check_ms=<c>``).
 """
 
 from __future__ import annotations
@@ -182,7 +188,7 @@ def query_e2e_ms_v1(path: Path) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ rescan
-def bench_rescan(n_files: int, work: Path) -> dict:
+def bench_rescan(n_files: int, work: Path, n_new: int = 100) -> dict:
     from human3r.weights import inspect_weights
     from storage import delta as D
     from storage.dataset import params_hash
@@ -219,7 +225,34 @@ def bench_rescan(n_files: int, work: Path) -> dict:
     second = plan(list_sources([str(inbox)]), root, identity, options)
     rescan_s = time.perf_counter() - t
     assert second.probed == 0 and not second.pending and len(second.done) == n_files
-    return {"files": n_files, "first_scan_s": first_s, "rescan_s": rescan_s, "probed_on_rescan": second.probed}
+    out = {"files": n_files, "first_scan_s": first_s, "rescan_s": rescan_s, "probed_on_rescan": second.probed}
+    return out | bench_incremental(inbox, root, data, n_files, n_new, identity, options)
+
+
+def bench_incremental(inbox: Path, root, data: bytes, n_known: int, n_new: int, identity, options) -> dict:
+    """`n_new` files land beside `n_known` done ones: plan them, and check each before writing, timed."""
+    from storage import dataset
+    from tasks.reconstruction.discover import list_sources
+    from tasks.reconstruction.plan import already_done, plan
+
+    folder = inbox / "new"
+    folder.mkdir()
+    for i in range(n_new):
+        tail = f"new{i:012d}".encode()
+        (folder / f"clip{i:06d}.mp4").write_bytes(data + (8 + len(tail)).to_bytes(4, "big") + b"free" + tail)
+    t = time.perf_counter()
+    planned = plan(list_sources([str(inbox)]), root, identity, options)
+    plan_s = time.perf_counter() - t
+    assert planned.probed == n_new and len(planned.pending) == n_new and len(planned.done) == n_known
+    t = time.perf_counter()
+    for video in planned.pending:  # what reconstruct_video reads before it writes: the video's own run
+        assert already_done(dataset.done_runs(planned.root, [video.video_id]), video, identity, options) is None
+    check_own_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for video in planned.pending[:10]:  # the check as it was: every live run, per video (10 of them, scaled)
+        assert already_done(dataset.done_runs(planned.root), video, identity, options) is None
+    check_all_s = (time.perf_counter() - t) * n_new / min(10, n_new)
+    return {"new": n_new, "plan_s": plan_s, "check_own_s": check_own_s, "check_all_s": check_all_s}
 
 
 def main() -> None:
@@ -228,6 +261,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--points", type=int, default=64)
     ap.add_argument("--inbox", type=int, default=20000, help="files in the rescanned inbox (0 = skip)")
+    ap.add_argument("--new", type=int, default=100, help="new files of the incremental run")
+    ap.add_argument("--plan-only", action="store_true", help="only the inbox: rescan and incremental planning")
     ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--keep", default=None, help="folder to build in (kept); default a temporary one")
     ap.add_argument("--v1-query", default=None, help=argparse.SUPPRESS)  # the old layout's end-to-end query
@@ -239,10 +274,19 @@ def main() -> None:
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {cpu}")
     work = Path(args.keep or tempfile.mkdtemp(prefix="h3r-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
     results = []
+    if args.plan_only:
+        rescan = bench_rescan(args.inbox, work, args.new)
+        _print_rescan(rescan)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        print(f"files={rescan['files']} rescan_s={rescan['rescan_s']:.1f} plan_s={rescan['plan_s']:.1f} "
+              f"check_ms={rescan['check_own_s'] / rescan['new'] * 1000:.0f}")
+        return
     header = (f"{'videos':>7} {'layout':>6} {'open ms':>9} {'per-video ms':>12} {'count ms':>9} {'join ms':>9} "
               f"{'query e2e ms':>12} {'files':>8} {'folders':>8}")
-    for n in [int(x) for x in args.sizes.split(",")]:
+    for n in [int(x) for x in args.sizes.split(",") if x]:
         r = bench_size(n, spec, work, args.repeat)
         results.append(r)
         print(header)
@@ -252,16 +296,27 @@ def main() -> None:
                   f"{m['join_ms']:>9.1f} {m['query_e2e_ms']:>12.0f} {m['files']:>8,} {m['folders']:>8,}")
         print(f"        new layout: written in {r['write_s']:.1f} s (bulk commits), compacted in "
               f"{r['compact_s']:.1f} s, {r['commits_per_s']:.1f} per-video commits/s at this size", flush=True)
-    rescan = bench_rescan(args.inbox, work) if args.inbox else {"rescan_s": float("nan")}
+    nan = float("nan")
+    rescan = bench_rescan(args.inbox, work, args.new) if args.inbox else {"rescan_s": nan, "plan_s": nan,
+                                                                          "check_own_s": nan, "new": 1}
     if args.inbox:
-        print(f"rescan of an unchanged inbox of {rescan['files']:,} files: {rescan['rescan_s']:.1f} s "
-              f"({rescan['probed_on_rescan']} files read; the first scan probed all in "
-              f"{rescan['first_scan_s']:.1f} s)")
+        _print_rescan(rescan)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     last = results[-1]["new"]
     print(f"videos={results[-1]['videos']} open_ms={last['open_ms']:.0f} per_video_ms={last['per_video_ms']:.1f} "
-          f"count_ms={last['count_ms']:.1f} rescan_s={rescan['rescan_s']:.1f}")
+          f"count_ms={last['count_ms']:.1f} rescan_s={rescan['rescan_s']:.1f} plan_s={rescan['plan_s']:.1f} "
+          f"check_ms={rescan['check_own_s'] / rescan['new'] * 1000:.0f}")
+
+
+def _print_rescan(r: dict) -> None:
+    print(f"rescan of an unchanged inbox of {r['files']:,} files: {r['rescan_s']:.1f} s ({r['probed_on_rescan']} "
+          f"files read; the first scan probed all in {r['first_scan_s']:.1f} s)")
+    own_ms, all_ms = r["check_own_s"] / r["new"] * 1000, r["check_all_s"] / r["new"] * 1000
+    print(f"incremental run, {r['files']:,} known + {r['new']} new files: planned in {r['plan_s']:.1f} s, then "
+          f"each new video's check before writing (its own run) {own_ms:.0f} ms per video; as before (every live "
+          f"run per video) {all_ms:.0f} ms per video "
+          f"({r['check_all_s'] / max(r['check_own_s'], 1e-9):.0f}x)")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class Human3RActor:
         self.body_model = load_body_model(model.body_model) if model.body_model else None
         self.shared = SharedModel(self.model) if videos_at_once > 1 else None
         self.calls = 0
+        self._roots: dict = {}  # root uri -> Root with its dataset marker checked (read once per actor, not per video)
 
     def info(self) -> dict:
         identity = self.model.identity
@@ -72,13 +73,20 @@ class Human3RActor:
 
     def reconstruct(self, video: VideoProbe | str, root_uri: str, options: ReconstructOptions,
                     force: bool = False) -> VideoSummary:
+        from storage.dataset import init_dataset
         from storage.fs import open_root
         from tasks.reconstruction.video import reconstruct_video
 
         self.calls += 1
+        root = self._roots.get(root_uri) or open_root(root_uri)
+        if not root.checked:
+            try:
+                root = self._roots[root_uri] = init_dataset(root)
+            except Exception:  # noqa: BLE001 - reconstruct_video meets it again and records the video's failure
+                log.debug("dataset at %s not usable", root_uri, exc_info=True)
         member = self.shared.member() if self.shared else contextlib.nullcontext(self.model)
         with member as model:
-            summary = reconstruct_video(video, open_root(root_uri), model, options=options,
+            summary = reconstruct_video(video, root, model, options=options,
                                         body_model=self.body_model, force=force)
         return dataclasses.replace(summary, node_id=_ray().get_runtime_context().get_node_id())
 

@@ -1,7 +1,9 @@
 """One video -> one committed run in the dataset: stream its frames through Human3R and write the rows.
 
 `reconstruct_video` is plain Python (the Ray actor and the CLI both call it) and takes the video's probe (from
-`tasks.reconstruction.plan`), so a video is hashed once. Memory stays flat in the video's length: frames are decoded
+`tasks.reconstruction.plan`), so a video is hashed once, and the plan's root (`Plan.root`), so the dataset marker
+is not read again; what it reads of the dataset before writing (the video's own live run) does not grow with the
+archive. Memory stays flat in the video's length: frames are decoded
 ahead into a bounded queue, the network carries only its recurrent state, and rows go to the writer in chunks. A
 failure of any kind becomes a `failures` row with a one-line reason, and nothing of the failed run becomes visible.
 """
@@ -92,7 +94,9 @@ def reconstruct_video(
     try:
         found = video if isinstance(video, VideoProbe) else probe(path, model.cfg, options.decode)
         precision = str(getattr(model, "compute_dtype", torch.float32)).removeprefix("torch.")
-        skipped = None if force else already_done(dataset.done_runs(root), found, identity, options, precision)
+        # the dataset may have changed since the plan (another run): check this video alone (its run, not all)
+        done = {} if force else dataset.done_runs(root, [found.video_id])
+        skipped = None if force else already_done(done, found, identity, options, precision)
         if skipped is not None:
             return skipped
         run = RunInfo(run_id=run_id, model_version=identity.model_version, preset=identity.preset,

@@ -100,3 +100,40 @@ def test_a_cached_probe_is_still_checked_against_the_network(inbox, tmp_path, id
     for planned in (first, again):
         thin = [s for s in planned.done if s.source_uri.endswith("thin.mkv")]
         assert len(thin) == 1 and "cannot be processed" in thin[0].message
+
+
+def test_a_batch_reads_the_marker_once_and_each_video_reads_only_its_own_run(tmp_path, identity, tiny_model,
+                                                                             s3_proxy):
+    """On S3 (requests counted at the server): planning reads the dataset marker and the runs table once for the
+    batch; the check each video makes before writing reads no marker and none of the archive's other runs."""
+    import datetime as dt
+
+    from storage.synthetic import SynthSpec, synth_video
+    from storage.writer import RunInfo, VideoWriter
+    from tasks.reconstruction.video import reconstruct_video
+
+    root = open_root(f"s3://archive/counted?endpoint_override={s3_proxy.url}")
+    for i in range(4):  # an archive of 4 videos: 4 files in the runs table (their rows are not needed here)
+        v = synth_video(7, i, SynthSpec(n_frames=2, points_per_frame=2))
+        run = RunInfo(model_version="m", preset="tiny", params={}, started_at=dt.datetime.now(dt.UTC), source_uri="x")
+        D.append_rows(root, S.RUNS, VideoWriter(root, v["video_id"], run).finish(videos=v["videos"]).runs_row, f"{i}")
+    archive_runs = {p for m, p in s3_proxy.requests if m == "PUT" and "/counted/runs/" in p and p.endswith(".parquet")}
+    assert len(archive_runs) == 4
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    make_sample_video(inbox / "new.mp4", n_frames=2, width=64, height=48, seed=10)
+    s3_proxy.requests.clear()
+
+    def reads(kind: str) -> int:
+        if kind == "marker":
+            return s3_proxy.count("GET", f"/counted/{S.DATASET_FILE}") + s3_proxy.count("HEAD",
+                                                                                       f"/counted/{S.DATASET_FILE}")
+        return sum(m == "GET" and p in archive_runs for m, p in s3_proxy.requests)
+
+    planned = _plan(inbox, root, identity)
+    assert len(planned.pending) == 1
+    assert reads("marker") == 2  # one read (pyarrow: a HEAD for the size, a GET) for the whole batch
+    at_plan = reads("runs")
+    assert 4 <= at_plan <= 8  # every run of the archive, once (a ranged GET or two per file)
+    assert reconstruct_video(planned.pending[0], planned.root, tiny_model, options=OPTIONS).status == "ok"
+    assert reads("marker") == 2 and reads("runs") == at_plan  # per video: no marker, no other video's run
