@@ -233,8 +233,8 @@ def _cursor():
 
 
 def _one_table_view(root: _fs.Root, table: S.Table, view: str, rows: pa.Table | None = None) -> pa.Table:
-    """`view` (SQL over ``<table>_all``) computed from one stored table alone: `rows` when given (a filtered read),
-    else every file of the table's snapshot."""
+    """`view` (SQL over ``<table>_all``) computed from one stored table alone: `rows` when given (a filtered read,
+    of the table's columns or some of them), else every file of the table's snapshot."""
     con = _cursor()
     try:
         files = []
@@ -249,19 +249,22 @@ def _one_table_view(root: _fs.Root, table: S.Table, view: str, rows: pa.Table | 
                 rows = delta.read_table(root, table) if files else table.arrow_schema.empty_table()
             con.register("_rows", rows)
             source = "_rows"
-        stored = f"SELECT {', '.join(table.column_names)} FROM {source}"
+        columns = table.column_names if rows is None else rows.column_names
+        stored = f"SELECT {', '.join(columns)} FROM {source}"
         return con.sql(f"WITH {table.name}_all AS ({stored}) {view}").to_arrow_table()
     finally:
         con.close()
 
 
-def live_runs(root: _fs.Root, video_ids: list[str] | None = None) -> pa.Table:
+def live_runs(root: _fs.Root, video_ids: list[str] | None = None, columns: list[str] | None = None) -> pa.Table:
     """The live run of every video (the ``runs`` view), read from the runs table alone; with `video_ids`, of those
-    videos only, reading only the files whose statistics may hold them (a cost that does not grow with the
-    archive)."""
+    videos only, reading only the files whose statistics may hold them, and only `columns` of them (the rule's
+    columns are added): a cost that does not grow with the archive."""
     if video_ids is None:
         return _one_table_view(root, S.RUNS, _RUNS_VIEW)
-    return _one_table_view(root, S.RUNS, _RUNS_VIEW, delta.read_table(root, S.RUNS, video_ids=video_ids))
+    if columns is not None:
+        columns = list(dict.fromkeys([S.VIDEO_ID, S.RUN_ID, S.FINISHED_AT, *columns]))
+    return _one_table_view(root, S.RUNS, _RUNS_VIEW, delta.read_table(root, S.RUNS, columns, video_ids=video_ids))
 
 
 def latest_sources(root: _fs.Root) -> pa.Table:

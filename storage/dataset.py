@@ -94,9 +94,9 @@ def done_runs(root: _fs.Root, video_ids: Iterable[str] | None = None) -> dict[st
     check before writing reads, whatever the size of the archive)."""
     from storage.catalog import live_runs
 
-    runs = live_runs(root, None if video_ids is None else list(video_ids))
-    rows = runs.select([S.VIDEO_ID, S.RUN_ID, S.MODEL_VERSION, S.PARAMS_HASH, S.SCHEMA_VERSION_COL, S.N_FRAMES,
-                        S.N_HUMAN_ROWS, S.N_POINTS, S.N_TRACKS]).to_pylist()
+    columns = [S.VIDEO_ID, S.RUN_ID, S.MODEL_VERSION, S.PARAMS_HASH, S.SCHEMA_VERSION_COL, S.N_FRAMES, S.N_HUMAN_ROWS,
+               S.N_POINTS, S.N_TRACKS]
+    rows = live_runs(root, None if video_ids is None else list(video_ids), columns).select(columns).to_pylist()
     return {r[S.VIDEO_ID]: r for r in rows}
 
 
