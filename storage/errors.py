@@ -25,7 +25,8 @@ class MediaError(StorageError):
     """A source video cannot be used: the message says why; `transient` says whether trying again later may
     succeed (network, throttling, timeouts) or the answer stands until the file changes (see `storage.media`)."""
 
-    def __init__(self, message: str, *, transient: bool = False):
+    def __init__(self, message: str, *, transient: bool = False, cause: str | None = None):
         super().__init__(message)
         self.message = message
         self.transient = transient
+        self.cause = cause or ("transient" if transient else None)  # what made it transient (SLOW_DOWN, HTTP 503)

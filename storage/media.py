@@ -85,34 +85,41 @@ def short_error(err: BaseException) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ errors
-def is_transient(err: BaseException) -> bool:
-    """True when `err` (or an exception it was raised from) says the bytes could not be fetched *this time*: see the
-    module docstring for the exception types and service error codes that count."""
+def transient_cause(err: BaseException) -> str | None:
+    """Why `err` (or an exception it was raised from) says the bytes could not be fetched *this time*, or None when
+    it does not: the exception type, errno, AWS error type, S3 error code or HTTP status that counts (see the module
+    docstring)."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         if isinstance(err, MediaError):
-            return err.transient
+            return err.cause if err.transient else None
         if isinstance(err, TimeoutError | ConnectionError):
-            return True
+            return type(err).__name__
         if isinstance(err, OSError) and err.errno in TRANSIENT_ERRNOS:
-            return True
+            return errno.errorcode.get(err.errno, str(err.errno))
         text = str(err)
-        if any(code in TRANSIENT_AWS_ERRORS for code in _AWS_ERROR.findall(text)):
-            return True
-        if any(int(status) in TRANSIENT_HTTP_STATUS for status in _HTTP_STATUS.findall(text)):
-            return True
-        if _S3_CODE.search(text):
-            return True
+        code = next((c for c in _AWS_ERROR.findall(text) if c in TRANSIENT_AWS_ERRORS), None)
+        code = code or next((f"HTTP {s}" for s in _HTTP_STATUS.findall(text) if int(s) in TRANSIENT_HTTP_STATUS), None)
+        match = _S3_CODE.search(text)
+        if code or match:
+            return code or match.group(1)
         err = err.__cause__ or err.__context__
-    return False
+    return None
+
+
+def is_transient(err: BaseException) -> bool:
+    """True when `err` (or an exception it was raised from) says the bytes could not be fetched *this time*."""
+    return transient_cause(err) is not None
 
 
 def read_failure(uri: str, err: BaseException) -> MediaError:
     """The error for a location whose bytes (or facts) could not be fetched, classified by :func:`is_transient`."""
-    if is_transient(err):
-        return MediaError(f"{uri} could not be read this time ({type(err).__name__}: {short_error(err)}); a "
-                          f"transient error (network, throttling, timeout): it is tried again later", transient=True)
+    cause = transient_cause(err)
+    if cause is not None:
+        return MediaError(f"{uri} could not be read this time ({cause}; {type(err).__name__}: {short_error(err)}); "
+                          f"a transient error (network, throttling, timeout): it is tried again later",
+                          transient=True, cause=cause)
     return MediaError(f"{uri} cannot be read ({type(err).__name__}: {short_error(err)}); check the endpoint, the "
                       f"credentials and the permissions")
 
