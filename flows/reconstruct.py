@@ -1,5 +1,5 @@
 """`reconstruct-archive`: discover the videos of an archive, skip what the dataset holds, reconstruct the rest on
-a pool of Ray actors, and report per video.
+a pool of Ray actors, delete the rows of the runs they replaced, and report per video.
 
     prefect deployment run reconstruct-archive/demo --watch      # see prefect.yaml for the deployments
     prefect deployment run reconstruct-archive/nightly -p options='{"decode": {"stride": 2}}'
@@ -15,7 +15,14 @@ from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
-from tasks.reconstruction.archive import actor_pool, discover_videos, plan_videos, reconstruct_video_task, report
+from tasks.reconstruction.archive import (
+    actor_pool,
+    delete_replaced_rows,
+    discover_videos,
+    plan_videos,
+    reconstruct_video_task,
+    report,
+)
 from tasks.reconstruction.outcomes import Report
 
 
@@ -50,6 +57,8 @@ def reconstruct_archive(
             futures = reconstruct_video_task.map(plan.pending, pool=unmapped(pool), dataset=unmapped(dataset),
                                                  options=unmapped(options), force=unmapped(force))
             results = [f.result() for f in futures]
+    # plain Delta readers now see the live rows only; a failure loses nothing (the next run or a vacuum catches up)
+    delete_replaced_rows(dataset, return_state=True)
     return report(plan.done + results, dataset)
 
 

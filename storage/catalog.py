@@ -71,6 +71,7 @@ def _latest(table: str, key: str, order: str, where: str = "") -> str:
             f"AS _rank FROM {table}_all{where}) WHERE _rank = 1")
 
 
+_LIVE_ORDER = f"{S.FINISHED_AT} DESC, {S.RUN_ID} DESC"  # a video's live run is the first run in this order
 _IN_LIVE_RUNS = f" WHERE {S.RUN_ID} IN (SELECT {S.RUN_ID} FROM runs)"
 _DATA_VIEWS = "\n".join(
     f"CREATE VIEW {t} AS SELECT * FROM {t}_all{_IN_LIVE_RUNS};" for t in S.DATA_TABLES
@@ -78,7 +79,7 @@ _DATA_VIEWS = "\n".join(
     f"CREATE VIEW {t.name} AS {_latest(t.name, ', '.join(t.key), f'{t.latest_by} DESC', _IN_LIVE_RUNS)};"
     for t in S.TABLES.values() if t.kind == "derived"
 )
-_RUNS_VIEW = _latest("runs", S.VIDEO_ID, f"{S.FINISHED_AT} DESC, {S.RUN_ID} DESC")
+_RUNS_VIEW = _latest("runs", S.VIDEO_ID, _LIVE_ORDER)
 _SOURCES_VIEW = _latest("sources", S.SOURCE_URI, f"{S.PROBED_AT} DESC")
 LIVE_VIEWS = f"""
 -- the live run of a video: its latest committed run
@@ -270,3 +271,13 @@ def live_runs(root: _fs.Root, video_ids: list[str] | None = None, columns: list[
 def latest_sources(root: _fs.Root) -> pa.Table:
     """What discovery last saw of each source (the ``sources`` view), read from the sources table alone."""
     return _one_table_view(root, S.SOURCES, _SOURCES_VIEW)
+
+
+def run_succession(root: _fs.Root) -> pa.Table:
+    """Every committed run with the moment it stopped being live: ``video_id, run_id, finished_at, replaced_at``,
+    where ``replaced_at`` is the ``finished_at`` of the next run of the same video in the live-run order (null for
+    the live run). What deletes the rows of replaced runs reads (`storage.deletes`)."""
+    ascending = _LIVE_ORDER.replace(" DESC", "")
+    return _one_table_view(root, S.RUNS, f"SELECT {S.VIDEO_ID}, {S.RUN_ID}, {S.FINISHED_AT}, lead({S.FINISHED_AT}) "
+                                         f"OVER (PARTITION BY {S.VIDEO_ID} ORDER BY {ascending}) AS replaced_at "
+                                         "FROM runs_all")

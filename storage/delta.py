@@ -161,14 +161,53 @@ def append_rows(root: Root, table: S.Table, rows: pa.Table, txn: str) -> bool:
     return _commit(root, table, txn, attempt)
 
 
-def add_actions(dt) -> list[tuple[str, int, str | None, str | None]]:
-    """(path, modification time in ms, min run id, max run id) of every live file of the snapshot."""
+@dataclasses.dataclass(frozen=True)
+class LiveFile:
+    """A data file of a table's snapshot, as its add action describes it."""
+
+    path: str  # relative to the table folder
+    size: int  # bytes
+    rows: int | None  # row count (None when the file carries no statistics)
+    modification_ms: int  # when it was written (the writer's clock), ms since the epoch
+    min_values: dict  # statistics column -> min (None when the file carries no statistics for it)
+    max_values: dict
+
+    def single(self, column: str):
+        """The only value `column` takes in this file, when the statistics say so (min == max), else None."""
+        lo = self.min_values.get(column)
+        return lo if lo is not None and lo == self.max_values.get(column) else None
+
+
+def snapshot_files(dt, columns: Iterable[str] = (S.VIDEO_ID, S.RUN_ID)) -> list[LiveFile]:
+    """Every live file of the snapshot with its size, time and min/max statistics of `columns`."""
     actions = pa.table(dt.get_add_actions(flatten=True))
-    names = set(actions.column_names)
-    lo = actions.column(f"min.{S.RUN_ID}").to_pylist() if f"min.{S.RUN_ID}" in names else [None] * actions.num_rows
-    hi = actions.column(f"max.{S.RUN_ID}").to_pylist() if f"max.{S.RUN_ID}" in names else [None] * actions.num_rows
-    return list(zip(actions.column("path").to_pylist(), actions.column("modification_time").to_pylist(), lo, hi,
-                    strict=True))
+    names, n = set(actions.column_names), actions.num_rows
+
+    def stat(kind: str, column: str) -> list:
+        key = f"{kind}.{column}"
+        return actions.column(key).to_pylist() if key in names else [None] * n
+
+    columns = list(columns)
+    lo = {c: stat("min", c) for c in columns}
+    hi = {c: stat("max", c) for c in columns}
+    rows = actions.column("num_records").to_pylist() if "num_records" in names else [None] * n
+    return [LiveFile(path, size, rows[i], mtime, {c: lo[c][i] for c in columns}, {c: hi[c][i] for c in columns})
+            for i, (path, size, mtime) in enumerate(zip(actions.column("path").to_pylist(),
+                                                         actions.column("size_bytes").to_pylist(),
+                                                         actions.column("modification_time").to_pylist(),
+                                                         strict=True))]
+
+
+def commit_changes(dt, table: S.Table, added: Iterable[DataFile], removed: Iterable[LiveFile], properties) -> None:
+    """Replace files in one transaction: `removed` leave the snapshot and `added` (already written into the table
+    folder) join it. delta-rs checks it against concurrent commits: another removal of one of the same files fails
+    it (CommitFailedError); concurrent appends do not."""
+    from deltalake.transaction import AddAction, RemoveAction
+
+    now_ms = int(time.time() * 1000)
+    actions = [RemoveAction(f.path, True, now_ms, f.size) for f in removed]
+    actions += [AddAction(f.path, f.size, {}, now_ms, True, _stats(table, f)) for f in added]
+    dt.create_write_transaction(actions, "append", table.arrow_schema, commit_properties=properties)
 
 
 def live_files(dt) -> list[str]:

@@ -1,8 +1,9 @@
 """Keeping a dataset small and fast: delete rows no live run uses, compact files by video, checkpoint, vacuum.
 
-* :func:`vacuum` deletes the rows of replaced runs (once their successor has been committed for `min_age_s`) and of
-  runs that crashed before committing (files older than `min_age_s`), then lets Delta delete the files no snapshot
-  references any more (older than `min_age_s`, so a reader that opened a snapshot a moment ago keeps its files).
+* :func:`vacuum` deletes the rows of replaced runs (once their successor has been committed for `min_age_s`: the
+  writers delete them sooner, `storage.deletes`; this catches up what a crashed one left) and of runs that crashed
+  before committing (files older than `min_age_s`), then lets Delta delete the files no snapshot references any
+  more (older than `min_age_s`, so a reader that opened a snapshot a moment ago keeps its files).
 * :func:`compact` rewrites each table sorted by ``video_id`` into large files with small row groups (Delta's
   Z-order on one column), so a per-video query reads a row group or two, then checkpoints and cleans up the log
   and vacuums. Run it after each nightly (the `compact-dataset` flow does).
@@ -19,6 +20,7 @@ import time
 from storage import dataset
 from storage import delta as D
 from storage import schema as S
+from storage.deletes import ORDER, Succession, delete_runs
 from storage.fs import Root
 
 ROW_GROUP_ROWS = 65_536  # rows per row group after compaction: what a per-video query reads at most per file
@@ -45,15 +47,14 @@ def _run_file_ages(dt, table: S.Table, now: float) -> dict[str, float]:
 
     from storage.catalog import sql_str
 
-    actions = D.add_actions(dt)
     ages: dict[str, float] = {}
     mixed = []
-    for path, mtime_ms, lo, hi in actions:
-        age = now - mtime_ms / 1000
-        if lo is not None and lo == hi:
-            ages[lo] = min(ages.get(lo, math.inf), age)
+    for f in D.snapshot_files(dt, (S.RUN_ID,)):
+        age = now - f.modification_ms / 1000
+        if (run := f.single(S.RUN_ID)) is not None:
+            ages[run] = min(ages.get(run, math.inf), age)
         else:
-            mixed.append((path, age))
+            mixed.append((f.path, age))
     if mixed:  # compacted files hold many runs: read their run ids
         by_path = dict(mixed)
         files = [f for f in D.live_files(dt) if any(f.endswith(p) for p in by_path)]
@@ -67,37 +68,16 @@ def _run_file_ages(dt, table: S.Table, now: float) -> dict[str, float]:
     return ages
 
 
-@dataclasses.dataclass(frozen=True)
-class _Runs:
-    """What the runs table says, read once per vacuum: every committed run's video, and each video's live run."""
-
-    video_of: dict[str, str]  # committed run id -> video id
-    live: dict[str, dict]  # video id -> its live run (the catalog's `runs` view: the rule is written once there)
-
-    @classmethod
-    def read(cls, root: Root) -> _Runs:
-        from storage.catalog import live_runs
-
-        committed = D.read_table(root, S.RUNS, [S.VIDEO_ID, S.RUN_ID])
-        live = live_runs(root).select([S.VIDEO_ID, S.RUN_ID, S.FINISHED_AT]).to_pylist()
-        return cls(dict(zip(committed.column(S.RUN_ID).to_pylist(), committed.column(S.VIDEO_ID).to_pylist(),
-                            strict=True)), {r[S.VIDEO_ID]: r for r in live})
-
-
-def dead_runs(runs: _Runs, table: S.Table, dt, *, min_age_s: float, now: float | None = None) -> list[str]:
-    """Run ids whose rows in `table` no reader can need any more."""
+def dead_runs(runs: Succession, table: S.Table, dt, *, min_age_s: float, now: float | None = None) -> list[str]:
+    """Run ids whose rows in `table` no reader can need any more: replaced at least `min_age_s` ago, or never
+    committed (crashed) with files at least that old."""
     now = time.time() if now is None else now
-    live = {r[S.RUN_ID] for r in runs.live.values()}
-    latest, committed = runs.live, runs.video_of
     dead = []
     for run_id, age in _run_file_ages(dt, table, now).items():
-        if run_id in live:
-            continue
-        if run_id in committed:  # replaced: safe once its successor has been live for min_age_s
-            successor = latest[committed[run_id]][S.FINISHED_AT].timestamp()
-            if now - successor >= min_age_s:
+        if run_id in runs.replaced_at:  # replaced: safe once its successor has been live for min_age_s
+            if now - runs.replaced_at[run_id] >= min_age_s:
                 dead.append(run_id)
-        elif age >= min_age_s:  # never committed (crashed): its files are as old as its data commit
+        elif run_id not in runs.video_of and age >= min_age_s:  # never committed: files as old as its data commit
             dead.append(run_id)
     return sorted(dead)
 
@@ -106,17 +86,16 @@ def vacuum(root: Root, *, min_age_s: float = 3600.0) -> MaintenanceReport:
     """Delete dead rows and unreferenced files (see the module docstring). Returns what was removed."""
     dataset.check_dataset(root)
     report = MaintenanceReport()
-    runs = _Runs.read(root)
-    for name in S.DATA_TABLES:
+    runs = Succession.read(root)
+    for name in ORDER:
         dt = D.open_table(root, S.TABLES[name])
         if dt is None:
             continue
         dead = dead_runs(runs, S.TABLES[name], dt, min_age_s=min_age_s)
         report.dead_runs[name] = set(dead)
         if dead:
-            predicate = f"{S.RUN_ID} IN ({', '.join(repr(r) for r in dead)})"
-            metrics = D.rewrite(root, S.TABLES[name], lambda t, p=predicate: t.delete(p), "delete dead rows from")
-            report.rows_deleted[name] = int(metrics.get("num_deleted_rows", 0))
+            counts = delete_runs(root, S.TABLES[name], {r: runs.video_of.get(r) for r in dead})
+            report.rows_deleted[name] = counts.rows_deleted
     for name in S.STORED_TABLES:
         dt = D.open_table(root, S.TABLES[name])
         if dt is not None:

@@ -37,8 +37,7 @@ A video's run commits table by table: first its rows to ``frames``, ``humans`` a
 run's ``run_id``), then its row to ``runs``, which is the moment the video becomes visible. So:
 
 1. **runs**: the live run of a video is its row with the latest ``finished_at`` (ties: the larger ``run_id``).
-2. **frames, humans, points**: a row is live when its ``run_id`` is a live run. Rows of a replaced run, or of a run
-   that crashed before its ``runs`` row, are ignored, and are deleted by ``human3r vacuum`` after a grace period.
+2. **frames, humans, points**: a row is live when its ``run_id`` is a live run.
 3. **videos** is not stored: it is the video columns of the live runs.
 4. **failures**: the latest row per ``source_uri``, unless a run of the same ``source_uri`` finished after it, or it
    is a probe failure (``stage`` = ``probe``) and a later probe of the same ``source_uri`` succeeded (a ``sources``
@@ -48,10 +47,27 @@ run's ``run_id``), then its row to ``runs``, which is the moment the video becom
 6. **derived tables** (computed from a run's rows, kind ``derived``): the latest row per ``key`` (by
    ``latest_by``) among the rows whose ``run_id`` is a live run.
 
-Read ``runs`` first, then the data tables (or both in one snapshot): rows are committed before the run that makes
-them visible, and replaced rows are kept for the grace period, so that order never shows a half-written video.
 ``storage.catalog`` defines these rules as the views ``runs``, ``videos``, ``frames``, ``humans``, ``points``,
 ``failures`` and ``sources``; the stored tables are also reachable as ``<table>_all``.
+
+What a plain Delta reader sees (Spark, Trino, Polars, DuckDB's ``delta_scan``, ``deltalake``), rules not applied
+---------------------------------------------------------------------------------------------------------------
+* **frames, humans, points** and the **derived tables** hold the rows of the live runs, plus, for a short time:
+  the rows of runs in flight (their rows committed, their ``runs`` row not yet: seconds, at the end of a video),
+  and the rows of a run another run of the same video replaced, until the writer that replaced it deletes them
+  after it commits: at least :data:`REPLACED_GRACE_S` after the replacement, at the latest at the end of the
+  command or flow run that replaced it (``human3r reconstruct`` also every 100 videos), or, if that one crashed,
+  by the next one or by ``human3r vacuum`` / ``compact``. Rows of a run that crashed before its ``runs`` row stay
+  until ``human3r vacuum`` (older than its ``--min-age``). So once the writers are done, ``count(*)`` over the
+  Delta table is the live count: a re-run or a model upgrade does not double the archive.
+* **runs** keeps every committed run (the history of re-runs): take the latest per ``video_id`` (rule 1).
+* **failures** and **sources** keep every row too (when and why a file failed, each probe): take the latest per
+  ``source_uri`` (rules 4, 5). They are event logs of small rows, not data: deleting their history would lose
+  what the dashboard and re-probing read, and doubles there count events, not frames.
+
+A reader that applies the rules (ours does) reads ``runs`` first, then the data tables, within
+:data:`REPLACED_GRACE_S` (rows are committed before the run that makes them visible, and replaced rows stay that
+long), so that order never shows a half-written or missing video; `storage.deletes` holds the deletes.
 """
 
 from __future__ import annotations
@@ -74,6 +90,11 @@ FORMAT = "delta"  # the table format, recorded in the dataset marker
 TABLE_DIR = "{table}"  # a Delta table per stored table, under the root
 DATA_FILE = "part-{run_id}-{table}.parquet"  # the file one run writes into a table (one per run and table)
 SCHEMA_VERSION_PROPERTY = "human3r.schema_version"  # Delta table property: the schema version of the table
+REWRITTEN_FILE = "part-rewrite-{token}.parquet"  # a file written again without the rows of deleted runs
+
+REPLACED_GRACE_S = 5.0
+"""Seconds a replaced run's rows stay in the files after the run that replaced it finished: a reader that read
+``runs`` before that commit has this long to open the data tables (ours takes milliseconds locally)."""
 
 # --------------------------------------------------------------------------------------------------- column names
 # shared

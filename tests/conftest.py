@@ -172,6 +172,15 @@ def s3_proxy(s3_endpoint):
     proxy.close()
 
 
+@pytest.fixture(autouse=True)
+def short_replaced_grace(monkeypatch):
+    """Commands and flows wait `REPLACED_GRACE_S` (5 s) at their end before deleting the rows of the runs they
+    replaced; 0.2 s in tests. Storage tests that exercise the grace pass their own."""
+    from storage import schema
+
+    monkeypatch.setattr(schema, "REPLACED_GRACE_S", 0.2)
+
+
 @pytest.fixture
 def root(tmp_path):
     """A dataset root (pyarrow filesystem handle) in a fresh temporary folder."""

@@ -14,6 +14,8 @@ import click
 from tasks.cli.main import print_table
 from tasks.options import ModelOptions, ReconstructOptions, click_options
 
+DELETE_EVERY = 100  # committed videos between two deletes of the rows of the runs they replaced (and at the end)
+
 MODEL_FLAGS = {"--checkpoint": "checkpoint", "--preset": "preset", "--body-model": "body_model", "--device": "device",
                "--precision": "precision", "--compile/--no-compile": "compile"}
 RECONSTRUCT_FLAGS = {
@@ -81,6 +83,7 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
         network = load_model(model.checkpoint, preset=model.preset, device=device, precision=model.precision)
         network = network.compile_blocks() if model.compile else network
         summaries += _reconstruct_all(planned.pending, planned.root, network, options, body, force, console)
+    _delete_replaced(planned.root, console, wait=True)
     order = {item.uri: i for i, item in enumerate(listed)}
     report = summarize(sorted(summaries, key=lambda s: order.get(s.source_uri, len(order))), root)
     _print_report(report)
@@ -94,7 +97,7 @@ def _reconstruct_all(videos, dataset, network, options, body, force, console) ->
     from storage.media import file_name
     from tasks.reconstruction.video import reconstruct_video
 
-    summaries = []
+    summaries, committed = [], 0
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[fps]:.1f} fps"), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
@@ -110,6 +113,9 @@ def _reconstruct_all(videos, dataset, network, options, body, force, console) ->
                                         progress=update)
             progress.update(task, visible=False)
             summaries.append(summary)
+            committed += summary.status == "ok"
+            if summary.status == "ok" and committed % DELETE_EVERY == 0:
+                _delete_replaced(dataset, console, wait=False)
             if summary.status == "failed":
                 console.print(f"[red]failed {video.path}[/] at {summary.stage}: {summary.error_type}: "
                               f"{summary.message}")
@@ -117,6 +123,22 @@ def _reconstruct_all(videos, dataset, network, options, body, force, console) ->
                 console.print(f"[green]done[/] {video.path}: {summary.frames} frames, {summary.tracks} people, "
                               f"{summary.points:,} points in {summary.seconds:.1f} s")
     return summaries
+
+
+def _delete_replaced(dataset, console, *, wait: bool) -> None:
+    """Delete the rows of the runs this command replaced (and any a crashed run left), so that plain Delta readers
+    see the live rows; a failure here loses nothing (the next run or `human3r vacuum` catches up)."""
+    from storage.deletes import delete_replaced
+    from storage.errors import StorageError
+
+    try:
+        report = delete_replaced(dataset, wait=wait)
+    except (StorageError, OSError) as err:
+        console.print(f"[yellow]the rows of replaced runs are still in the files ({err}); the next run or "
+                      f"`human3r vacuum` deletes them[/]")
+        return
+    if report.runs:
+        console.print(report.line())
 
 
 def _print_report(report) -> None:

@@ -1,4 +1,5 @@
-"""The archive stages as Prefect tasks: discover, plan (skip what is done), reconstruct on Ray actors, report.
+"""The archive stages as Prefect tasks: discover, plan (skip what is done), reconstruct on Ray actors, delete the rows
+of the runs they replaced, report.
 
 Each `@task` wraps a plain function (here or in `tasks.reconstruction.video`) that tests call directly. Exactly-once
 lives in the data layer: `plan` (tasks.reconstruction.plan) asks the dataset which videos it already holds for this
@@ -100,6 +101,17 @@ def reconstruct_video_task(video: VideoProbe, pool, dataset: str, options: Recon
     else:
         logger.info("%s: %s, %s frames in %.1f s", video.path, summary.status, summary.frames, summary.seconds)
     return summary
+
+
+@task(name="delete-replaced-rows", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
+def delete_replaced_rows(dataset: str) -> str:
+    """Delete the rows of the runs this flow run replaced (and any a crashed run left) from the Delta files, so
+    that plain Delta readers see the live rows (`storage.deletes`); idempotent."""
+    from storage.deletes import delete_replaced
+
+    line = delete_replaced(open_root(dataset), wait=True).line()
+    get_run_logger().info(line)
+    return line
 
 
 @task(name="report", cache_policy=NO_CACHE)

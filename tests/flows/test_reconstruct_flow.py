@@ -21,6 +21,41 @@ def _counts(root):
                 for t in ("videos", "runs", "frames", "humans", "points")}
 
 
+def _plain_counts(root):
+    """What a plain Delta reader counts (no rule applied)."""
+    from deltalake import DeltaTable
+
+    return {t: DeltaTable(str(root / t)).to_pyarrow_table(columns=["run_id"]).num_rows
+            for t in ("frames", "humans", "points")}
+
+
+def _leave_a_replaced_run(root):
+    """What a writer that died between its runs commit and its delete leaves: rows of a committed, replaced run."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from storage import schema as S
+    from storage.dataset import utc_now
+    from storage.synthetic import SynthSpec, synth_video
+    from storage.writer import RunInfo, VideoWriter, commit_runs
+
+    with open_catalog(root) as cat:
+        video = cat.query("SELECT * FROM videos LIMIT 1").to_pylist()[0]
+        live_at = cat.query("SELECT finished_at FROM runs WHERE video_id = ?", [video[S.VIDEO_ID]]).column(0)[0]
+    rows = synth_video(0, 0, SynthSpec(n_frames=3, points_per_frame=4))
+    run = RunInfo(model_version="m", preset="tiny", params={}, started_at=utc_now(), source_uri=video[S.SOURCE_URI])
+    with VideoWriter(open_root(root), video[S.VIDEO_ID], run) as writer:
+        for name in ("frames", "humans", "points"):
+            writer.append(name, rows[name])
+        finished = writer.finish(videos={k: [v] for k, v in video.items()})
+        older = pa.array([live_at.as_py() - dt.timedelta(hours=1)], finished.runs_row.schema.field(S.FINISHED_AT).type)
+        finished.runs_row = finished.runs_row.set_column(
+            finished.runs_row.schema.get_field_index(S.FINISHED_AT), S.FINISHED_AT, older)
+        commit_runs(open_root(root), [finished], txn=finished.run_id)
+        writer.committed = finished
+
+
 def _run(source, dataset, **kw):
     from flows.reconstruct import reconstruct_archive
 
@@ -49,9 +84,13 @@ def test_archive_twice_then_new_footage(prefect_harness, tmp_path):
 
     make_sample_video(inbox / "clip9.mp4", n_frames=10, width=160, height=96, seed=9)  # the nightly case
     shutil.copy(inbox / "clip0.mp4", inbox / "copy-of-clip0.mp4")  # same content under another name
+    _leave_a_replaced_run(dataset)
+    assert _plain_counts(dataset)["frames"] == counts["frames"] + 3
     third = _run(inbox, dataset)
     assert third.counts == {"ok": 1, "skipped": 3, "failed": 1}
-    assert _counts(dataset)["videos"] == 3
+    counts = _counts(dataset)
+    assert counts["videos"] == 3
+    assert _plain_counts(dataset) == {t: counts[t] for t in ("frames", "humans", "points")}  # the flow caught up
 
 
 def test_report_artifact_is_created(prefect_harness, tmp_path):

@@ -1,6 +1,7 @@
 """Readers never see a half-written or doubled video: writer processes re-run videos and are killed at random points
 while two readers poll — our DuckDB catalog, and a plain Delta reader (delta-rs -> pyarrow) that applies the rules
-documented in storage.schema — and a vacuum with a grace period runs alongside."""
+documented in storage.schema — and a process deleting the rows of replaced runs and a vacuum, both with a grace
+period, run alongside. Once the writers stop, a reader that applies no rule sees the live rows."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from storage import delta as D
 from storage import schema as S
 from storage.catalog import open_catalog
 from storage.dataset import utc_now
+from storage.deletes import delete_replaced
 from storage.maintenance import vacuum
 from storage.synthetic import SynthSpec, synth_video
 from storage.writer import RunInfo, write_video
@@ -37,6 +39,17 @@ WRITER = textwrap.dedent("""
                       source_uri=f"/v/{vid}.mp4")
         write_video(root, vid, run=run, videos={**v["videos"], "video_id": [vid]}, frames=v["frames"],
                     humans=v["humans"], points=v["points"])
+""")
+
+
+PRUNER = textwrap.dedent("""
+    import sys, time
+    from storage.deletes import delete_replaced
+    from storage.fs import open_root
+    root = open_root(sys.argv[1])
+    while True:  # what each writer's batch ends with, in a loop (until killed)
+        print(len(delete_replaced(root, grace_s=3).runs), flush=True)
+        time.sleep(0.2)
 """)
 
 
@@ -94,6 +107,8 @@ def test_readers_never_see_a_partial_or_doubled_video_while_writers_die(root):
     spawn = lambda seed: subprocess.Popen(  # noqa: E731
         [sys.executable, "-c", WRITER, root.base, ",".join(ids), str(seed)], stderr=subprocess.PIPE, text=True)
     writers = [spawn(s) for s in range(2)]
+    pruner = subprocess.Popen([sys.executable, "-c", PRUNER, root.base], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     polls = kills = vacuums = 0
     deadline = time.monotonic() + 25
     try:
@@ -111,9 +126,24 @@ def test_readers_never_see_a_partial_or_doubled_video_while_writers_die(root):
             if polls % 5 == 0:  # replaced and crashed runs older than the grace period go, under the readers
                 vacuum(root, min_age_s=3)
                 vacuums += 1
+        assert pruner.poll() is None, pruner.stderr.read()  # no error of its own (conflicts are retried)
     finally:
-        for w in writers:
+        for w in (*writers, pruner):
             w.kill()
             w.wait()
     runs = D.read_table(root, S.RUNS).num_rows
-    assert polls >= 10 and kills >= 3 and vacuums >= 2 and runs > 10, (polls, kills, vacuums, runs)
+    pruned = sum(int(line) for line in pruner.stdout.read().split())
+    assert polls >= 10 and kills >= 3 and vacuums >= 2 and runs > 10 and pruned, (polls, kills, vacuums, runs, pruned)
+
+    delete_replaced(root, grace_s=0)  # the writers are gone: a plain reader sees live rows and crashed runs' only
+    committed = set(D.read_table(root, S.RUNS, [S.RUN_ID]).column(S.RUN_ID).to_pylist())
+    with open_catalog(root) as cat:
+        live = set(cat.query(f"SELECT {S.RUN_ID} FROM runs").column(0).to_pylist())
+    for name in S.DATA_TABLES:
+        stored = set(D.read_table(root, S.TABLES[name], [S.RUN_ID]).column(S.RUN_ID).to_pylist())
+        assert stored & committed <= live, name  # no replaced run left
+    vacuum(root, min_age_s=0)  # and the killed writers' never-committed rows
+    for name in S.DATA_TABLES:
+        with open_catalog(root) as cat:
+            n = cat.query(f"SELECT count(*) FROM {name}").column(0)[0].as_py()
+        assert D.read_table(root, S.TABLES[name], [S.RUN_ID]).num_rows == n, name

@@ -75,6 +75,34 @@ def test_rerun_is_skipped_and_force_replaces(reconstructed, sample_video, human3
     assert q(reconstructed, "SELECT count(*) AS n FROM frames")[0]["n"] == after[0]["n_frames"] == 12
 
 
+def test_force_rerun_of_one_of_two_videos_leaves_plain_readers_the_live_rows(sample_video, human3r_cli, tmp_path):
+    """Issue 17, defect 7: after `reconstruct --force` of one video of two, a plain Delta reader (Spark, Polars,
+    `DeltaTable(...).to_pyarrow_table()`, DuckDB's `delta_scan`) counted the replaced run's rows too (9 frames
+    where the catalog had 6)."""
+    import duckdb
+    from deltalake import DeltaTable
+
+    from tasks.ops.sample import make_sample_video
+
+    other = make_sample_video(tmp_path / "other.mp4", n_frames=24, width=192, height=108, seed=1)
+    root, args = tmp_path / "ds", (*ARGS, "--max-frames", "3")
+    human3r_cli("reconstruct", sample_video, other, "--out", root, *args)
+    result = human3r_cli("reconstruct", sample_video, "--out", root, *args, "--force")
+    assert "deleted the rows of 1 replaced run" in result.stderr
+    con = duckdb.connect()
+    try:
+        con.execute("SET autoinstall_known_extensions=false")
+        con.execute("LOAD delta")
+    except duckdb.Error:  # DuckDB 2.0's delta extension is not installable offline (PyPI has builds up to 1.5.5)
+        con = None
+    for name in ("frames", "humans", "points"):
+        live = q(root, f"SELECT count(*) AS n FROM {name}")[0]["n"]
+        assert DeltaTable(str(root / name)).to_pyarrow_table().num_rows == live > 0, name
+        if con is not None:
+            assert con.sql(f"SELECT count(*) FROM delta_scan('{root / name}')").fetchone()[0] == live, name
+    assert q(root, "SELECT count(*) AS n FROM frames")[0]["n"] == 6
+
+
 def test_other_parameters_make_a_new_run(tiny_model, sample_video, tmp_path):
     root = open_root(tmp_path / "ds")
     a = reconstruct_video(sample_video, root, tiny_model, options=ReconstructOptions(
