@@ -8,9 +8,10 @@ replaced stay in the files until they are deleted here:
   the rows of every run that a later *committed* run of the same video replaced at least
   :data:`storage.schema.REPLACED_GRACE_S` ago, in one transaction per table. Runs that are live or in flight (rows
   committed, ``runs`` row not yet) are never named, so their rows are never touched. Each table remembers how far
-  it has been cleaned (a Delta application transaction, :data:`WATERMARK_APP`), so a call reads only the videos
-  re-run since then: one after a crash catches up what the crashed one left, and one with nothing to do reads
-  the runs table and the logs only.
+  it has been cleaned (a Delta application transaction, :data:`WATERMARK_APP`), so a call looks only at the videos
+  re-run since then, less :data:`COMMIT_LAG_S` for commits that land late: one after a crash catches up what the
+  crashed one left, and one with nothing new reads the runs table, the logs and at most the row groups of the
+  videos re-run in that last hour.
 * :func:`delete_runs` is the delete itself, which `storage.maintenance.vacuum` uses too: a file whose statistics
   say it holds one run is dropped whole (no rewrite); a file holding many runs (after compaction) is read by row
   group, the row groups that may hold those runs' videos first, and written again without their rows only when it
