@@ -6,7 +6,8 @@
   float32. The parts where a percent matters stay float32 ("islands", `float32_island`): detection scores (a
   threshold), the DPT output convolutions and their exp activations, the camera-pose and SMPL-X regressors, the
   TTT3R gate, the state / memory update and the tracker.
-* ``auto``: on CUDA, bfloat16 when the GPU has it, else float16; on a CPU, bfloat16 only when a measured bfloat16
+* ``auto``: on CUDA, bfloat16 when the GPU computes it natively (Ampere, compute capability 8.0, or newer; ROCm),
+  else float16 (older GPUs only emulate bfloat16, slowly); on a CPU, bfloat16 only when a measured bfloat16
   matmul at the network's shapes is clearly faster than float32 (AMX or AVX512-BF16 machines: 4-6x; machines that
   emulate bfloat16: slower), else float32. The measurement takes about a second and is done once per process.
 """
@@ -83,6 +84,18 @@ def cpu_bfloat16_speedup(threads: int) -> MatmulPeak:
     return MatmulPeak((m, k, n), max(f32), max(b16), "bfloat16")
 
 
+def cuda_native_bfloat16(device: torch.device | str = "cuda") -> bool:
+    """Whether the GPU `device` computes bfloat16 in hardware: compute capability 8.0 (Ampere) or newer, or ROCm.
+
+    `torch.cuda.is_bf16_supported(including_emulation=False)`'s rule, asked of `device` rather than of the current
+    GPU (the default `is_bf16_supported()` also counts pre-Ampere GPUs, which only emulate bfloat16, slowly).
+    """
+    if torch.version.hip:
+        return True
+    major, _minor = torch.cuda.get_device_capability(torch.device(device))
+    return major >= 8
+
+
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> torch.dtype:
     """'float32' | 'bfloat16' | 'float16' | 'auto' -> the compute dtype on `device` ('auto' measured, see above)."""
     if precision not in PRECISIONS:
@@ -91,7 +104,7 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> tor
     if precision != "auto":
         return DTYPES[precision]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_native_bfloat16(device) else torch.float16
     if device.type != "cpu":
         return torch.float32
     peak = cpu_bfloat16_speedup(torch.get_num_threads())

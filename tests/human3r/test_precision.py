@@ -123,6 +123,19 @@ def test_auto_picks_bfloat16_only_when_measured_faster(monkeypatch, speedup, exp
     assert P.resolve_precision("float32", "cpu") == torch.float32
 
 
+@pytest.mark.parametrize(("capability", "expected"), [((7, 5), torch.float16), ((6, 1), torch.float16),
+                                                      ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_auto_on_cuda_picks_bfloat16_only_where_the_gpu_has_it(monkeypatch, capability, expected):
+    """A T4 or V100 (7.x) only emulates bfloat16 (`is_bf16_supported()` counts that): float16 there; Ampere and
+    newer compute it natively. The capability asked is the target GPU's."""
+    asked = []
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability)
+    assert P.resolve_precision("auto", "cuda:1") == expected
+    assert asked == [torch.device("cuda:1")]
+    assert P.resolve_precision("bfloat16", "cuda") == torch.bfloat16  # an explicit choice is kept
+
+
 def test_matmul_measurement_is_a_throughput():
     gflops = P.measure_matmul(64, 64, 64, torch.float32, repeats=1)
     assert 0 < gflops < 1e5
