@@ -43,8 +43,7 @@ logger = logging.getLogger(__name__)
 
 
 def load_model(
-    spec: str, *, preset: str | None = None, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-    precision: str = "float32",
+    spec: str, *, preset: str | None = None, device: str | torch.device = "cpu", precision: str = "float32",
 ) -> Human3R:
     """Build Human3R and load the weights ``spec`` names; returns the model in eval mode without gradients.
 
@@ -59,8 +58,11 @@ def load_model(
     preset: for official files, the variant whose internals the constructor string does not spell out (needed
     for ``tiny``; the released variants follow from the string); for ``auto``, which file to prefer.
 
-    precision: ``float32`` (parity), ``bfloat16``, ``float16`` or ``auto`` (measured on this machine), see
-    :mod:`human3r.precision` and :meth:`Human3R.set_precision`.
+    precision: the one numeric knob: ``float32`` (parity), ``bfloat16``, ``float16`` or ``auto`` (measured on
+    this machine for ``device``), see :mod:`human3r.precision` and :meth:`Human3R.set_precision`. The weights
+    are read as float32; a low precision then stores the transformer / DPT weights in that dtype and runs the
+    forward under autocast, keeping the parts where a percent matters float32. ``model.compute_dtype`` says
+    which dtype was chosen (what ``auto`` resolved to).
     """
     resolved = resolve_spec(spec, preset=preset, download=True)
     if resolved.untrained is not None:
@@ -84,7 +86,7 @@ def load_model(
             model = build_on_meta(config)
             report = load_state_dict(model, official.state_dict, str(path))
             identity = _official_identity(spec, path, config, file_sha256(path), report)
-    prepare_for_inference(model, device, dtype)
+    prepare_for_inference(model, device, torch.float32)
     model.set_precision(precision)
     model.identity = identity
     return model

@@ -56,10 +56,17 @@ def test_tensors_are_assigned_not_copied(official, monkeypatch):
 
 
 def test_bfloat16_load(official):
+    """One knob: `precision` stores the transformer weights in bfloat16 (rounded from the file's float32), keeps
+    the float32 islands and token parameters as read, and says what it computes in."""
     path, sd = official
-    model = load_model(str(path), preset="tiny", dtype=torch.bfloat16)
-    assert model.downstream_head.init_body_pose.dtype == torch.bfloat16
-    torch.testing.assert_close(model.state_dict()["decoder.pose_token"], sd["pose_token"].bfloat16())
+    model = load_model(str(path), preset="tiny", precision="bfloat16")
+    assert model.compute_dtype == torch.bfloat16
+    qkv = model.state_dict()["encoder.enc_blocks.0.attn.qkv.weight"]
+    torch.testing.assert_close(qkv, sd["enc_blocks.0.attn.qkv.weight"].bfloat16(), atol=0, rtol=0)
+    assert model.downstream_head.init_body_pose.dtype == torch.float32
+    torch.testing.assert_close(model.state_dict()["decoder.pose_token"], sd["pose_token"], atol=0, rtol=0)
+    with pytest.raises(TypeError):
+        load_model(str(path), preset="tiny", dtype=torch.bfloat16)  # the second, undocumented knob is gone
 
 
 def test_released_hydra_checkpoint_layout_is_understood():

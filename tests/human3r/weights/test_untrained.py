@@ -44,9 +44,10 @@ def test_untrained_is_deterministic_per_seed():
 
 
 def test_untrained_model_is_ready_for_inference():
-    model = load_model("untrained:tiny:1", dtype=torch.float64)
+    model = load_model("untrained:tiny:1")
     assert not model.training and not any(p.requires_grad for p in model.parameters())
-    assert all(t.dtype == torch.float64 and t.device.type == "cpu" for t in model.state_dict().values())
+    assert all(t.dtype == torch.float32 and t.device.type == "cpu" for t in model.state_dict().values())
+    assert model.compute_dtype == torch.float32
     head = model.downstream_head.dpt_rgb.scratch
     assert head.layer_rn[1].weight is head.layer2_rn.weight
 
