@@ -13,6 +13,10 @@ reference demo bookkeeping (`prepare_input` / `prepare_output`):
 - Intrinsics are estimated per view from `pts3d_self` by `human3r.geometry.working_intrinsics_from_pointmap`
   (Weiszfeld focal, principal point at (W//2, H//2)), at working resolution.
 
+Each input may carry an opaque tag, `(tag, frame)`, that comes back on its `StreamFrame.tag` (and on its reset
+duplicate): whatever the caller needs to know about the frame (its index in the source, its timestamp, the pixels
+its rows are coloured from) travels with it, so prefetching, batching and resets never mix frames up.
+
 On a GPU, frames are pinned and copied without blocking, and `prefetch=N` prepares up to N frames per video ahead
 in a background thread (decode and preprocessing overlap the forward).
 
@@ -26,6 +30,7 @@ import queue
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,13 +54,18 @@ class StreamFrame:
     reset: bool  # the state is re-initialised after this view
     duplicate: bool  # this view re-processes a reset frame to start a segment (dropped by default)
     state: State  # recurrent state after this view's update (before a reset re-initialises it)
+    tag: Any = None  # the tag the input came with (`(tag, frame)`), None for an untagged input
 
 
-def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool = False,
+Input = np.ndarray | Frame | tuple[Any, np.ndarray | Frame]  # an RGB frame, a prepared one, or either with a tag
+
+
+def run_stream(model, frames: Iterable[Input], *, use_ttt3r: bool = False,
                reset_interval: int | None = None, include_duplicates: bool = False,
                device: torch.device | str | None = None, outputs: Collection[str] = OPTIONAL_OUTPUTS,
                prefetch: int = 0) -> Iterator[StreamFrame]:
-    """Run `model` (a `Human3R`) over `frames` (uint8 RGB arrays or preprocessed `Frame`s), one view at a time.
+    """Run `model` (a `Human3R`) over `frames` (uint8 RGB arrays or preprocessed `Frame`s, each optionally as
+    `(tag, frame)`: the tag comes back on its `StreamFrame`), one view at a time.
 
     Yields a `StreamFrame` per kept view (plus reset duplicates when `include_duplicates`). Each step runs under
     `torch.inference_mode()` (not held across yields); tensors stay on `device` (default: the model's device).
@@ -70,7 +80,7 @@ def run_stream(model, frames: Iterable[np.ndarray | Frame], *, use_ttt3r: bool =
         yield view
 
 
-def run_streams(model, videos: Sequence[Iterable[np.ndarray | Frame]], *, use_ttt3r: bool = False,
+def run_streams(model, videos: Sequence[Iterable[Input]], *, use_ttt3r: bool = False,
                 reset_interval: int | None | Sequence[int | None] = None, include_duplicates: bool = False,
                 device: torch.device | str | None = None, outputs: Collection[str] = OPTIONAL_OUTPUTS,
                 prefetch: int = 0) -> Iterator[tuple[int, StreamFrame]]:
@@ -101,10 +111,11 @@ def run_streams(model, videos: Sequence[Iterable[np.ndarray | Frame]], *, use_tt
             if not batch:
                 return
             with torch.inference_mode():
-                frame = Frame(torch.cat([f.img for *_, f, _ in batch]), torch.cat([f.img_mhmr for *_, f, _ in batch]))
+                frame = Frame(torch.cat([f.img for _, _, _, f, _ in batch]),
+                              torch.cat([f.img_mhmr for _, _, _, f, _ in batch]))
                 outs, states = model(frame, [v.state for _, v, *_ in batch], ttt3r=use_ttt3r, outputs=outputs)
-                views = [(k, v.advance(model, f, dup, out, st))
-                         for (k, v, f, dup), out, st in zip(batch, outs, states, strict=True)]
+                views = [(k, v.advance(model, tag, f, dup, out, st))
+                         for (k, v, tag, f, dup), out, st in zip(batch, outs, states, strict=True)]
             del frame, outs, states, batch
             for k, view in views:
                 if include_duplicates or not view.duplicate:
@@ -118,30 +129,34 @@ def run_streams(model, videos: Sequence[Iterable[np.ndarray | Frame]], *, use_tt
 class _Video:
     """One video's bookkeeping: its frames, state, reset schedule and the pose chained across segments."""
 
-    def __init__(self, frames: Iterator[Frame], reset_interval: int | None, state: State, device: torch.device):
+    def __init__(self, frames: Iterator[tuple[Any, Frame]], reset_interval: int | None, state: State,
+                 device: torch.device):
         self.frames, self.reset_interval, self.state = frames, reset_interval, state
         self.base = torch.eye(4, device=device)  # product of the raw poses of the reset frames so far
         self.index, self.view = -1, 0
-        self.again: Frame | None = None  # a reset frame, processed again next as its segment's first view
+        self.again: tuple[Any, Frame] | None = None  # a reset frame (and its tag), processed again next as its
+        # segment's first view
 
-    def next_view(self) -> tuple[Frame, bool] | None:
-        """(frame, is a duplicate) of this video's next view, or None at its end."""
+    def next_view(self) -> tuple[Any, Frame, bool] | None:
+        """(tag, frame, is a duplicate) of this video's next view, or None at its end."""
         if self.again is not None:
-            return self.again, True
-        frame = next(self.frames, None)
-        if frame is None:
+            return *self.again, True
+        item = next(self.frames, None)
+        if item is None:
             return None
         self.index += 1
-        return frame, False
+        return *item, False
 
-    def advance(self, model, frame: Frame, duplicate: bool, out: FrameOutput, state: State) -> StreamFrame:
+    def advance(self, model, tag: Any, frame: Frame, duplicate: bool, out: FrameOutput, state: State
+                ) -> StreamFrame:
         """Record a processed view: chained pose, intrinsics, and the state (re-initialised after a reset)."""
         ri = self.reset_interval
         reset = not duplicate and ri is not None and (self.index + 1) % ri == 0
         intrinsics = working_intrinsics_from_pointmap(out.pts3d_self)[0]
-        view = StreamFrame(self.index, self.view, out, self.base @ out.c2w[0], intrinsics, reset, duplicate, state)
+        view = StreamFrame(self.index, self.view, out, self.base @ out.c2w[0], intrinsics, reset, duplicate, state,
+                           tag)
         self.view += 1
-        self.again = frame if reset else None
+        self.again = (tag, frame) if reset else None
         if reset:
             self.base = self.base @ out.c2w[0]
             self.state = model.reset_state(state)
@@ -155,19 +170,21 @@ class _Video:
             close()
 
 
-def _prefetched(frames: Iterable[np.ndarray | Frame], cfg, device: torch.device, ahead: int) -> Iterator[Frame]:
-    """Frames prepared and moved to `device` (pinned + non-blocking copies on CUDA), `ahead` of time in a thread."""
+def _prefetched(frames: Iterable[Input], cfg, device: torch.device, ahead: int) -> Iterator[tuple[Any, Frame]]:
+    """(tag, frame) pairs, the frames prepared and moved to `device` (pinned + non-blocking copies on CUDA),
+    `ahead` of time in a thread. The tag rides with its frame through the queue."""
     cuda = device.type == "cuda"
 
-    def prepare(frame: np.ndarray | Frame) -> Frame:
+    def prepare(item: Input) -> tuple[Any, Frame]:
+        tag, frame = item if isinstance(item, tuple) else (None, item)
         if not isinstance(frame, Frame):
             frame = prepare_frame(frame, cfg.image_size, cfg.dino.image_res)
-        return frame.pin_memory() if cuda else frame
+        return tag, frame.pin_memory() if cuda else frame
 
     source = map(prepare, frames) if ahead <= 0 else _in_thread(iter(frames), prepare, ahead)
     try:
-        for frame in source:
-            yield frame.to(device, non_blocking=cuda)
+        for tag, frame in source:
+            yield tag, frame.to(device, non_blocking=cuda)
     finally:
         close = getattr(source, "close", None)
         if close is not None:

@@ -62,6 +62,18 @@ def test_reset_duplicates_and_pose_chaining(model):
         assert torch.equal(recorder.calls[i]["pose_query"], token) == fresh, i
 
 
+@pytest.mark.parametrize("prefetch", [0, 3])
+def test_tags_ride_with_their_frames(model, prefetch):
+    """`(tag, frame)` inputs: each view carries its frame's tag (a reset duplicate its reset frame's), however far
+    ahead frames are prepared; the outputs are those of untagged frames."""
+    plain = list(run_stream(model, _frames(5), reset_interval=2, include_duplicates=True))
+    tagged = list(run_stream(model, ((f"frame-{i}", f) for i, f in enumerate(_frames(5))), reset_interval=2,
+                             include_duplicates=True, prefetch=prefetch))
+    assert [v.tag for v in tagged] == [f"frame-{v.index}" for v in plain] and [v.tag for v in plain] == [None] * 7
+    for a, b in zip(plain, tagged, strict=True):
+        torch.testing.assert_close(a.c2w, b.c2w, atol=0, rtol=0)
+
+
 def test_ttt3r_gate_skipped_on_segment_start(model):
     with Recorder(model) as recorder:
         views = list(run_stream(model, _frames(4), use_ttt3r=True, reset_interval=3, include_duplicates=True))
