@@ -30,6 +30,7 @@ def main() -> None:
 
     from human3r.weights import load_model
     from storage.fs import open_root
+    from tasks.identity import RunIdentity
     from tasks.ops.sample import make_sample_video
     from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
     from tasks.reconstruction.video import reconstruct_video
@@ -45,7 +46,7 @@ def main() -> None:
         model = load_model(args.checkpoint)
         root = open_root(Path(tmp) / "inprocess")
         for path in sorted(inbox.iterdir()):
-            assert reconstruct_video(str(path), root, model, options=options).status == "ok"
+            assert reconstruct_video(str(path), root, model, RunIdentity.of_network(model, options)).status == "ok"
         inprocess = time.perf_counter() - t
 
         from flows.reconstruct import reconstruct_archive

@@ -191,7 +191,7 @@ def query_e2e_ms_v1(path: Path) -> float:
 def bench_rescan(n_files: int, work: Path, n_new: int = 100) -> dict:
     from human3r.weights import inspect_weights
     from storage import delta as D
-    from storage.dataset import params_hash
+    from tasks.identity import RunIdentity
     from tasks.ops.sample import make_sample_video
     from tasks.options import ReconstructOptions
     from tasks.reconstruction.discover import list_sources
@@ -205,9 +205,9 @@ def bench_rescan(n_files: int, work: Path, n_new: int = 100) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
         tail = f"uniq{i:012d}".encode()
         (folder / f"clip{i:06d}.mp4").write_bytes(data + (8 + len(tail)).to_bytes(4, "big") + b"free" + tail)
-    identity, options = inspect_weights("untrained:tiny"), ReconstructOptions()
+    identity = RunIdentity(inspect_weights("untrained:tiny"), "float32", None, ReconstructOptions())
     t = time.perf_counter()
-    first = plan(list_sources([str(inbox)]), root, identity, options)
+    first = plan(list_sources([str(inbox)]), root, identity)
     first_s = time.perf_counter() - t
     assert len(first.pending) == n_files, (len(first.pending), first.done[:3])
     runs = []  # every video done with this model and these parameters (as after a complete nightly)
@@ -217,19 +217,19 @@ def bench_rescan(n_files: int, work: Path, n_new: int = 100) -> dict:
             S.SOURCE_URI: probe.path, S.SIZE_BYTES: probe.size_bytes, S.WIDTH_PX: probe.width,
             S.HEIGHT_PX: probe.height, S.ROTATION_DEG: probe.rotation_deg, S.FRAME_COUNT: probe.frame_count,
             S.MODEL_VERSION: identity.model_version, S.PRESET: "tiny", S.PARAMS_JSON: "{}",
-            S.PARAMS_HASH: params_hash(options.params()), S.SCHEMA_VERSION_COL: S.SCHEMA_VERSION,
+            S.PARAMS_HASH: identity.params_hash, S.SCHEMA_VERSION_COL: S.SCHEMA_VERSION,
             S.STATUS: "complete", S.STARTED_AT: utc_now(), S.FINISHED_AT: utc_now(), S.SECONDS: 0.0, S.N_FRAMES: 2,
             S.N_HUMAN_ROWS: 0, S.N_TRACKS: 0, S.N_POINTS: 0, S.N_DECODE_ERRORS: 0})
     D.append_rows(root, S.RUNS, conform(S.RUNS, {c: [r[c] for r in runs] for c in S.RUNS.column_names}), "bench")
     t = time.perf_counter()
-    second = plan(list_sources([str(inbox)]), root, identity, options)
+    second = plan(list_sources([str(inbox)]), root, identity)
     rescan_s = time.perf_counter() - t
     assert second.probed == 0 and not second.pending and len(second.done) == n_files
     out = {"files": n_files, "first_scan_s": first_s, "rescan_s": rescan_s, "probed_on_rescan": second.probed}
-    return out | bench_incremental(inbox, root, data, n_files, n_new, identity, options)
+    return out | bench_incremental(inbox, root, data, n_files, n_new, identity)
 
 
-def bench_incremental(inbox: Path, root, data: bytes, n_known: int, n_new: int, identity, options) -> dict:
+def bench_incremental(inbox: Path, root, data: bytes, n_known: int, n_new: int, identity) -> dict:
     """`n_new` files land beside `n_known` done ones: plan them, and check each before writing, timed."""
     from storage import dataset
     from tasks.reconstruction.discover import list_sources
@@ -241,16 +241,16 @@ def bench_incremental(inbox: Path, root, data: bytes, n_known: int, n_new: int, 
         tail = f"new{i:012d}".encode()
         (folder / f"clip{i:06d}.mp4").write_bytes(data + (8 + len(tail)).to_bytes(4, "big") + b"free" + tail)
     t = time.perf_counter()
-    planned = plan(list_sources([str(inbox)]), root, identity, options)
+    planned = plan(list_sources([str(inbox)]), root, identity)
     plan_s = time.perf_counter() - t
     assert planned.probed == n_new and len(planned.pending) == n_new and len(planned.done) == n_known
     t = time.perf_counter()
     for video in planned.pending:  # what reconstruct_video reads before it writes: the video's own run
-        assert already_done(dataset.done_runs(planned.root, [video.video_id]), video, identity, options) is None
+        assert already_done(dataset.done_runs(planned.root, [video.video_id]), video, identity) is None
     check_own_s = time.perf_counter() - t
     t = time.perf_counter()
     for video in planned.pending[:10]:  # the check as it was: every live run, per video (10 of them, scaled)
-        assert already_done(dataset.done_runs(planned.root), video, identity, options) is None
+        assert already_done(dataset.done_runs(planned.root), video, identity) is None
     check_all_s = (time.perf_counter() - t) * n_new / min(10, n_new)
     return {"new": n_new, "plan_s": plan_s, "check_own_s": check_own_s, "check_all_s": check_all_s}
 

@@ -19,6 +19,7 @@ from tasks.reconstruction.archive import (
     actor_pool,
     delete_replaced_rows,
     discover_videos,
+    identify_run,
     plan_videos,
     reconstruct_video_task,
     report,
@@ -41,8 +42,8 @@ def reconstruct_archive(
     Args:
         source: folder, file or glob of videos, or an s3://bucket/prefix/ (endpoint: ?endpoint_override=...).
         dataset: dataset root (folder or s3://bucket/prefix).
-        model: the weights, the body model and how the network runs (`tasks.options.ModelOptions`: each field is
-            described there, and in the deployment's parameter form).
+        model: the weights, the body model ($HUMAN3R_BODY_MODEL when not given) and how the network runs
+            (`tasks.options.ModelOptions`: each field is described there, and in the deployment's parameter form).
         options: what the rows are made with: decoding, conversion to rows, resets
             (`tasks.options.ReconstructOptions`).
         cluster: where the model replicas run and how many (`tasks.options.ClusterOptions`).
@@ -50,12 +51,13 @@ def reconstruct_archive(
         force: redo videos the dataset already holds with this model and these parameters.
     """
     paths = discover_videos(source, sample_videos)
-    plan = plan_videos(paths, dataset, model, options, force)
+    identity = identify_run(model, options)
+    plan = plan_videos(paths, dataset, identity, force)
     results = []
     if plan.pending:
         with actor_pool(model, cluster) as pool:
             futures = reconstruct_video_task.map(plan.pending, pool=unmapped(pool), dataset=unmapped(dataset),
-                                                 options=unmapped(options), force=unmapped(force))
+                                                 identity=unmapped(identity), force=unmapped(force))
             results = [f.result() for f in futures]
     # plain Delta readers now see the live rows only; a failure loses nothing (the next run or a vacuum catches up)
     delete_replaced_rows(dataset, return_state=True)

@@ -89,13 +89,13 @@ def check_dataset(root: _fs.Root) -> dict:
 
 # ------------------------------------------------------------------------------------------------ done
 def done_runs(root: _fs.Root, video_ids: Iterable[str] | None = None) -> dict[str, dict]:
-    """video id -> its live run (model_version, params_hash, run_id, row counts): one read of the runs table, read
-    once per batch of videos; with `video_ids`, of those videos only (the files that may hold them: what one video's
-    check before writing reads, whatever the size of the archive)."""
+    """video id -> its live run (model_version, params_hash, params_json, run_id, row counts): one read of the runs
+    table, read once per batch of videos; with `video_ids`, of those videos only (the files that may hold them: what
+    one video's check before writing reads, whatever the size of the archive)."""
     from storage.catalog import live_runs
 
-    columns = [S.VIDEO_ID, S.RUN_ID, S.MODEL_VERSION, S.PARAMS_HASH, S.SCHEMA_VERSION_COL, S.N_FRAMES, S.N_HUMAN_ROWS,
-               S.N_POINTS, S.N_TRACKS]
+    columns = [S.VIDEO_ID, S.RUN_ID, S.MODEL_VERSION, S.PARAMS_HASH, S.PARAMS_JSON, S.SCHEMA_VERSION_COL, S.N_FRAMES,
+               S.N_HUMAN_ROWS, S.N_POINTS, S.N_TRACKS]
     rows = live_runs(root, None if video_ids is None else list(video_ids), columns).select(columns).to_pylist()
     return {r[S.VIDEO_ID]: r for r in rows}
 

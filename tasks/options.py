@@ -5,15 +5,19 @@ and nowhere else. The flow takes the models as typed parameters (Prefect validat
 nested fields: ``options: {decode: {stride: 2}}``); the CLI builds its flags from the same fields
 (:func:`click_options`), and the actors receive the objects themselves.
 
-* :class:`ReconstructOptions` (decode, points, state update): everything that changes a video's rows. Its
-  :meth:`~ReconstructOptions.params` go into ``runs.params_json``; with the model version they decide re-runs.
-* :class:`ModelOptions`: which weights and body model, on which device.
+* :class:`ReconstructOptions` (decode, points, state update): what is read of a video and how it is turned into
+  rows. The fields that change the rows are part of a run's identity (`tasks.identity.RunIdentity`: with the
+  model, the precision and the body model they make ``runs.params_json`` and decide re-runs); the others (buffer
+  sizes, refusal limits) are marked ``NOT_IN_PARAMS`` and never force a re-run.
+* :class:`ModelOptions`: which weights and body model, on which device. ``$HUMAN3R_BODY_MODEL`` is read here, once,
+  when no body model is given, so the CLI, the flow and the Ray actors get the same answer.
 * :class:`ClusterOptions`: where and how many model replicas run.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -24,8 +28,9 @@ from tasks.errors import OptionsError
 
 WORLD_POINTS = ("pose", "head")  # ConvertOptions.world_points
 
-# Field metadata: the option does not change the rows (left out of `params()`, so it never forces a re-run).
+# Field metadata: the option does not change the rows (left out of a run's identity, so it never forces a re-run).
 NOT_IN_PARAMS = {"in_params": False}
+BODY_MODEL_ENV = "HUMAN3R_BODY_MODEL"  # = human3r.smplx_file.BODY_MODEL_ENV (not imported: that pulls in torch)
 
 
 class _Options(BaseModel):
@@ -39,9 +44,11 @@ class DecodeOptions(_Options):
     max_frames: int | None = Field(None, ge=1, description="Stop after this many kept frames per video.")
     start_s: float | None = Field(None, ge=0, description="Skip frames before this time (seconds).")
     end_s: float | None = Field(None, gt=0, description="Stop at this time (seconds).")
-    max_side: int = Field(8192, ge=16, description="Refuse videos larger than this many pixels per side.")
+    max_side: int = Field(8192, ge=16, description="Refuse videos larger than this many pixels per side.",
+                          json_schema_extra=NOT_IN_PARAMS)  # refuses a video or not: the rows stay the same
     max_error_ratio: float = Field(0.05, ge=0, le=1,
-                                   description="Fail a video when more than this fraction of packets is unreadable.")
+                                   description="Fail a video when more than this fraction of packets is unreadable.",
+                                   json_schema_extra=NOT_IN_PARAMS)  # fails a video or not: the rows stay the same
     queue_size: int = Field(8, ge=1, description="Decoded frames buffered ahead of the model.",
                             json_schema_extra=NOT_IN_PARAMS)
 
@@ -72,7 +79,7 @@ class ConvertOptions(_Options):
 
 
 class ReconstructOptions(_Options):
-    """Every parameter that changes the rows of a video."""
+    """Every parameter that changes the rows of a video (and a few buffer sizes and limits that do not)."""
 
     decode: DecodeOptions = DecodeOptions()
     convert: ConvertOptions = ConvertOptions()
@@ -82,23 +89,6 @@ class ReconstructOptions(_Options):
     chunk_frames: int = Field(64, ge=1, description="Frames of rows buffered before they are written.",
                               json_schema_extra=NOT_IN_PARAMS)
 
-    def params(self, precision: str = "float32") -> dict:
-        """The parameters that define the output (buffer sizes left out): what `runs.params_json` records.
-
-        `convert.world_points` is recorded unless it is 'head' (the only rule before the option existed), so a 'pose'
-        run never counts as an older 'head' one and older datasets re-run under the new default.
-
-        precision: the dtype the network computed in (`float32`, `bfloat16`, `float16`); recorded (and so part of a
-        run's identity: a bfloat16 run never counts as the float32 one) unless it is float32, which keeps the
-        parameters, and their hash, of float32 runs what they have always been.
-        """
-        params = _params(self)
-        if self.convert.world_points == "head":  # the rule of every run before the option existed: hash unchanged
-            del params["convert"]["world_points"]
-        if precision != "float32":
-            params["precision"] = precision
-        return params
-
 
 class ModelOptions(_Options):
     """Which network and body model, and where they run."""
@@ -107,8 +97,9 @@ class ModelOptions(_Options):
                                                 "then the Hugging Face cache), 'hf:faneggg/human3r/<file>', or "
                                                 "'untrained:<preset>[:seed]' for a smoke run with random weights.")
     preset: str | None = Field(None, description="672S, 672B, 672L, 896L or tiny (which file 'auto' prefers).")
-    body_model: str | None = Field(None, description="SMPL-X body model (SMPLX_NEUTRAL.npz or its folder); "
-                                                     "without it joints are left empty.")
+    body_model: str | None = Field(None, description="SMPL-X body model (SMPLX_NEUTRAL.npz or its folder); empty = "
+                                                     "$HUMAN3R_BODY_MODEL if set; without one, joints are left "
+                                                     "empty.")
     device: str = Field("auto", description="auto (the GPU when there is one), cpu, cuda, cuda:1, ...")
     precision: str = Field("float32", description="float32 (the reference's numbers), bfloat16 (fast on GPUs and "
                                                   "AMX/AVX512-BF16 CPUs; outputs move by ~1-5%), float16 (GPUs), "
@@ -125,6 +116,18 @@ class ModelOptions(_Options):
         if value not in ("float32", "bfloat16", "float16", "auto"):
             raise ValueError("must be float32, bfloat16, float16 or auto")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _body_model(cls, data: Any) -> Any:
+        """No body model given: $HUMAN3R_BODY_MODEL, read here where the options are built (the actors get these
+        options, not this environment). A local path becomes absolute (the actors' working folder differs)."""
+        if not isinstance(data, dict):
+            return data
+        path = data.get("body_model") or os.environ.get(BODY_MODEL_ENV) or None
+        if isinstance(path, str) and "://" not in path:
+            path = os.path.abspath(os.path.expanduser(path))
+        return {**data, "body_model": path}
 
 
 class ClusterOptions(_Options):
@@ -144,13 +147,25 @@ class ClusterOptions(_Options):
                                                              "replica replaced.")
 
 
-def _params(model: BaseModel) -> dict:
+def row_params(model: BaseModel) -> dict:
+    """The fields of an options model (nested) that change its output: those not marked ``NOT_IN_PARAMS``."""
     out = {}
     for name, info in type(model).model_fields.items():
         if (info.json_schema_extra or {}).get("in_params", True) is False:
             continue
         value = getattr(model, name)
-        out[name] = _params(value) if isinstance(value, BaseModel) else value
+        out[name] = row_params(value) if isinstance(value, BaseModel) else value
+    return out
+
+
+def not_in_params(cls: type[BaseModel]) -> list[tuple[str, ...]]:
+    """The field paths of ``cls`` (nested) marked ``NOT_IN_PARAMS``: ``[("decode", "max_side"), ...]``."""
+    out = []
+    for name, info in cls.model_fields.items():
+        if (info.json_schema_extra or {}).get("in_params", True) is False:
+            out.append((name,))
+        elif isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            out += [(name, *path) for path in not_in_params(info.annotation)]
     return out
 
 

@@ -55,23 +55,23 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     from rich.console import Console
 
     from human3r.body import load_body_model
-    from human3r.weights import inspect_weights, load_model
+    from human3r.weights import load_model
     from storage.fs import open_root
+    from tasks.identity import RunIdentity
     from tasks.reconstruction.discover import list_sources
     from tasks.reconstruction.outcomes import summarize
-    from tasks.reconstruction.plan import plan, planned_precision
+    from tasks.reconstruction.plan import plan
     from tasks.reconstruction.video import resolve_device
 
     console = Console(stderr=True, soft_wrap=True)
     listed = list_sources(videos)
     dataset = open_root(root)
     device = resolve_device(model.device)
-    identity = inspect_weights(model.checkpoint, preset=model.preset)
-    body = load_body_model(model.body_model)
-    planned = plan(listed, dataset, identity, options, force=force,
-                   precision=planned_precision(model.precision, str(device)))
-    if identity.is_untrained:
-        console.print(f"[bold yellow]UNTRAINED WEIGHTS ({identity.name}): a smoke run; every row is marked "
+    identity = RunIdentity.planned(model, options)
+    body = load_body_model(model.body_model) if model.body_model else None
+    planned = plan(listed, dataset, identity, force=force)
+    if identity.weights.is_untrained:
+        console.print(f"[bold yellow]UNTRAINED WEIGHTS ({identity.weights.name}): a smoke run; every row is marked "
                       f"model_version={identity.model_version}[/]")
     for s in planned.done:
         if s.status == "skipped":
@@ -82,7 +82,8 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     if planned.pending:
         network = load_model(model.checkpoint, preset=model.preset, device=device, precision=model.precision)
         network = network.compile_blocks() if model.compile else network
-        summaries += _reconstruct_all(planned.pending, planned.root, network, options, body, force, console)
+        identity = identity.computed_by(network)  # the precision the network computes in ('auto' resolved)
+        summaries += _reconstruct_all(planned.pending, planned.root, network, identity, body, force, console)
     _delete_replaced(planned.root, console, wait=True)
     order = {item.uri: i for i, item in enumerate(listed)}
     report = summarize(sorted(summaries, key=lambda s: order.get(s.source_uri, len(order))), root)
@@ -91,7 +92,7 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
         sys.exit(1)
 
 
-def _reconstruct_all(videos, dataset, network, options, body, force, console) -> list:
+def _reconstruct_all(videos, dataset, network, identity, body, force, console) -> list:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from storage.media import file_name
@@ -109,7 +110,7 @@ def _reconstruct_all(videos, dataset, network, options, body, force, console) ->
                 progress.update(task, completed=done, total=expected,
                                 fps=done / max(time.perf_counter() - t0, 1e-9))
 
-            summary = reconstruct_video(video, dataset, network, options=options, body_model=body, force=force,
+            summary = reconstruct_video(video, dataset, network, identity, body_model=body, force=force,
                                         progress=update)
             progress.update(task, visible=False)
             summaries.append(summary)

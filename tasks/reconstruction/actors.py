@@ -1,7 +1,8 @@
 """Ray actors that hold Human3R: load the model once, stream one video per call, write rows, return a summary.
 
 `Human3RActor` is a thin shell around `tasks.reconstruction.video.reconstruct_video` (plain Python, tested without
-Ray).
+Ray). Each video comes with the run's identity (`tasks.identity.RunIdentity`, planned by the driver); the actor
+checks it against the network it holds and records the precision that network computes in.
 `ActorPool` keeps `num_actors` long-lived actors and hands each video to a free one from any thread (Prefect runs one
 task per video in a thread pool). When an actor dies mid-video (killed, out of memory) it is replaced and the video
 retried; nothing of the dead attempt is visible because the dataset commits a video atomically, and a video is
@@ -24,7 +25,8 @@ import queue
 import threading
 
 from tasks.errors import ActorDied, VideoTimeout
-from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
+from tasks.identity import RunIdentity
+from tasks.options import ClusterOptions, ModelOptions
 from tasks.reconstruction.decode import VideoProbe
 from tasks.reconstruction.outcomes import VideoSummary, record_failure
 
@@ -59,6 +61,8 @@ class Human3RActor:
                                 precision=model.precision)
         if model.compile:
             self.model.compile_blocks()
+        # the options carry the body model resolved where they were built ($HUMAN3R_BODY_MODEL included): this
+        # machine's environment is not asked again
         self.body_model = load_body_model(model.body_model) if model.body_model else None
         self.shared = SharedModel(self.model) if videos_at_once > 1 else None
         self.calls = 0
@@ -69,9 +73,11 @@ class Human3RActor:
         return {"pid": os.getpid(), "node_id": _ray().get_runtime_context().get_node_id(), "device": str(self.device),
                 "model_version": identity.model_version, "preset": identity.preset,
                 "checkpoint_sha256": identity.sha256, "untrained": identity.is_untrained, "calls": self.calls,
+                "precision": str(self.model.compute_dtype).removeprefix("torch."),
+                "body_model": str(self.body_model.path) if self.body_model else None,
                 "batched_forwards": self.shared.batches if self.shared else None}
 
-    def reconstruct(self, video: VideoProbe | str, root_uri: str, options: ReconstructOptions,
+    def reconstruct(self, video: VideoProbe | str, root_uri: str, identity: RunIdentity,
                     force: bool = False) -> VideoSummary:
         from storage.dataset import init_dataset
         from storage.fs import open_root
@@ -84,10 +90,10 @@ class Human3RActor:
                 root = self._roots[root_uri] = init_dataset(root)
             except Exception:  # noqa: BLE001 - reconstruct_video meets it again and records the video's failure
                 log.debug("dataset at %s not usable", root_uri, exc_info=True)
+        identity = identity.computed_by(self.model)  # 'auto' precision: what this machine computes in
         member = self.shared.member() if self.shared else contextlib.nullcontext(self.model)
         with member as model:
-            summary = reconstruct_video(video, root, model, options=options,
-                                        body_model=self.body_model, force=force)
+            summary = reconstruct_video(video, root, model, identity, body_model=self.body_model, force=force)
         return dataclasses.replace(summary, node_id=_ray().get_runtime_context().get_node_id())
 
 
@@ -160,7 +166,7 @@ class ActorPool:
         ray = _ray()
         return ray.get([s.actor.info.remote() for s in self._slots])
 
-    def run(self, video: VideoProbe | str, root_uri: str, options: ReconstructOptions, *,
+    def run(self, video: VideoProbe | str, root_uri: str, identity: RunIdentity, *,
             force: bool = False) -> VideoSummary:
         """Reconstruct one video on a free actor; returns its summary (status ok / skipped / failed)."""
         ray = _ray()
@@ -174,7 +180,7 @@ class ActorPool:
             last_error = ""
             for attempt in range(1, self.max_attempts + 1):
                 generation = slot.generation
-                ref = slot.actor.reconstruct.remote(video, root_uri, options, force)
+                ref = slot.actor.reconstruct.remote(video, root_uri, identity, force)
                 try:
                     return dataclasses.replace(ray.get(ref, timeout=self.video_timeout_s), attempts=attempt)
                 except GetTimeoutError:

@@ -1,11 +1,12 @@
 """The archive stages as Prefect tasks: discover, plan (skip what is done), reconstruct on Ray actors, delete the rows
 of the runs they replaced, report.
 
-Each `@task` wraps a plain function (here or in `tasks.reconstruction.video`) that tests call directly. Exactly-once
-lives in the data layer: `plan` (tasks.reconstruction.plan) asks the dataset which videos it already holds for this
-content hash, model and parameters, probing in parallel only the files that are new or changed since the last scan (the
-`sources` table), and the actor checks again before writing; Prefect's cache is not involved (`NO_CACHE`). The probe
-made by `plan` travels to the actor, so each video is hashed once.
+Each `@task` wraps a plain function (here or in `tasks.reconstruction.video`) that tests call directly. The run's
+identity (`tasks.identity.RunIdentity`: weights, precision, body model, row-changing options) is decided once and
+travels to every actor. Exactly-once lives in the data layer: `plan` (tasks.reconstruction.plan) asks the dataset
+which videos it already holds for this content hash and identity, probing in parallel only the files that are new or
+changed since the last scan (the `sources` table), and the actor checks again before writing; Prefect's cache is not
+involved (`NO_CACHE`). The probe made by `plan` travels to the actor, so each video is hashed once.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from prefect.cache_policies import NO_CACHE
 
 from storage.fs import open_root
 from tasks.errors import SourceError
+from tasks.identity import RunIdentity
 from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
 from tasks.reconstruction.decode import VideoProbe
 from tasks.reconstruction.discover import Listed, list_sources
 from tasks.reconstruction.outcomes import Report, VideoSummary, summarize
-from tasks.reconstruction.plan import Plan, plan, planned_precision
+from tasks.reconstruction.plan import Plan, plan
 
 
 def discover(source: str, *, sample_videos: int = 0) -> list[Listed]:
@@ -74,27 +76,30 @@ def discover_videos(source: str, sample_videos: int = 0) -> list[Listed]:
     return paths
 
 
-@task(name="plan-videos", cache_policy=NO_CACHE)
-def plan_videos(paths: list[Listed], dataset: str, model: ModelOptions, options: ReconstructOptions,
-                force: bool = False) -> Plan:
-    from human3r.weights import inspect_weights
-
-    identity = inspect_weights(model.checkpoint, preset=model.preset)
-    result = plan(paths, open_root(dataset), identity, options, force=force,
-                  precision=planned_precision(model.precision, model.device))
+@task(name="identify-run", cache_policy=NO_CACHE)
+def identify_run(model: ModelOptions, options: ReconstructOptions) -> RunIdentity:
+    identity = RunIdentity.planned(model, options)
     logger = get_run_logger()
-    if identity.is_untrained:
+    if identity.weights.is_untrained:
         logger.warning("UNTRAINED WEIGHTS (%s): a smoke run, rows are marked with this model_version",
                        identity.model_version)
-    logger.info("%d to reconstruct, %d already done or unreadable (model %s); %d files probed, %d known unchanged",
-                len(result.pending), len(result.done), identity.model_version, result.probed, result.reused)
+    logger.info("model %s, %s, body model %s, params %s", identity.model_version, identity.precision,
+                identity.body_model or "none (joints left empty)", identity.params_hash)
+    return identity
+
+
+@task(name="plan-videos", cache_policy=NO_CACHE)
+def plan_videos(paths: list[Listed], dataset: str, identity: RunIdentity, force: bool = False) -> Plan:
+    result = plan(paths, open_root(dataset), identity, force=force)
+    get_run_logger().info("%d to reconstruct, %d already done or unreadable; %d files probed, %d known unchanged",
+                          len(result.pending), len(result.done), result.probed, result.reused)
     return result
 
 
 @task(name="reconstruct-video", cache_policy=NO_CACHE, task_run_name="reconstruct {video.path}")
-def reconstruct_video_task(video: VideoProbe, pool, dataset: str, options: ReconstructOptions,
+def reconstruct_video_task(video: VideoProbe, pool, dataset: str, identity: RunIdentity,
                            force: bool = False) -> VideoSummary:
-    summary = pool.run(video, dataset, options, force=force)
+    summary = pool.run(video, dataset, identity, force=force)
     logger = get_run_logger()
     if summary.status == "failed":
         logger.warning("%s failed at %s: %s", video.path, summary.stage, summary.message)

@@ -21,13 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from human3r.config import Human3RConfig
 from human3r.errors import InputShapeError
 from human3r.geometry import WorkingGeometry
-from human3r.weights import ModelIdentity
 from storage import dataset
 from storage import schema as S
 from storage.fs import Root
 from storage.writer import write_sources
 from tasks.errors import VideoError
-from tasks.options import ReconstructOptions
+from tasks.identity import RunIdentity
 from tasks.reconstruction import sources
 from tasks.reconstruction.decode import DecodeOptions, VideoProbe, probe_video
 from tasks.reconstruction.discover import Listed
@@ -59,30 +58,18 @@ def probe(path: str, config: Human3RConfig, options: DecodeOptions) -> VideoProb
     return check_video(probe_video(path), config, options)
 
 
-def already_done(done: dict[str, dict], video: VideoProbe, identity: ModelIdentity, options: ReconstructOptions,
-                 precision: str = "float32") -> VideoSummary | None:
-    """The "skipped" summary when the dataset holds this video made by this model with these parameters (and in this
-    precision: see `ReconstructOptions.params`).
+def already_done(done: dict[str, dict], video: VideoProbe, identity: RunIdentity) -> VideoSummary | None:
+    """The "skipped" summary when the dataset holds this video made with this identity (model, precision, body
+    model and row-changing parameters: `tasks.identity.RunIdentity.is_done`).
 
     done: the dataset's live runs by video id (`storage.dataset.done_runs`, read once per batch of videos).
     """
     run = done.get(video.video_id)
-    if not dataset.is_done(run, identity.model_version, dataset.params_hash(options.params(precision))):
+    if not identity.is_done(run):
         return None
     return VideoSummary(video.path, "skipped", video.video_id, frames=run[S.N_FRAMES], human_rows=run[S.N_HUMAN_ROWS],
                         tracks=run[S.N_TRACKS], points=run[S.N_POINTS],
                         message="already in the dataset with this model and these parameters")
-
-
-def planned_precision(precision: str, device: str = "auto") -> str:
-    """The dtype a run with this `precision` option computes in, as this machine can tell (``auto`` is measured here:
-    an actor on other hardware may decide otherwise, and checks again before it writes)."""
-    import torch
-
-    from human3r.precision import resolve_precision
-
-    target = device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    return str(resolve_precision(precision, target)).removeprefix("torch.")
 
 
 # ------------------------------------------------------------------------------------------------ the plan
@@ -95,12 +82,15 @@ class Plan:
     root: Root | None = None  # the dataset, its marker checked: writers handed it do not read the marker again
 
 
-def plan(listed: Iterable[Listed | str], root: Root, identity: ModelIdentity, options: ReconstructOptions, *,
-         force: bool = False, precision: str = "float32", workers: int = PROBE_WORKERS,
-         progress: Callable[[int, int], None] | None = None) -> Plan:
+def plan(listed: Iterable[Listed | str], root: Root, identity: RunIdentity, *, force: bool = False,
+         workers: int = PROBE_WORKERS, progress: Callable[[int, int], None] | None = None) -> Plan:
     """Probe what changed (or is due again), reuse what did not, and split into pending and done (see the module
     docstring). Reads the dataset marker, the sources table and the runs table once each, whatever the number of
-    videos."""
+    videos.
+
+    identity: the planned run (`tasks.identity.RunIdentity.planned`): its network, decode options and what is done.
+    """
+    options = identity.options
     items = [i if isinstance(i, Listed) else Listed(i, None, None) for i in listed]
     root = dataset.init_dataset(root)
     known = sources.read_known(root)
@@ -135,12 +125,12 @@ def plan(listed: Iterable[Listed | str], root: Root, identity: ModelIdentity, op
                 recorded.append(done[-1])
             continue
         try:
-            check_video(found, identity.config, options.decode)
+            check_video(found, identity.weights.config, options.decode)
         except VideoError as err:  # refused by today's options or the network: this run's verdict
             done.append(failed(item.uri, err, video_id=found.video_id))
             recorded.append(done[-1])
             continue
-        skipped = None if force else already_done(live, found, identity, options, precision)
+        skipped = None if force else already_done(live, found, identity)
         if skipped is not None:
             done.append(skipped)
         else:

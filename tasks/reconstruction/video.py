@@ -1,17 +1,22 @@
 """One video -> one committed run in the dataset: stream its frames through Human3R and write the rows.
 
 `reconstruct_video` is plain Python (the Ray actor and the CLI both call it) and takes the video's probe (from
-`tasks.reconstruction.plan`), so a video is hashed once, and the plan's root (`Plan.root`), so the dataset marker
-is not read again; what it reads of the dataset before writing (the video's own live run) does not grow with the
-archive. Memory stays flat in the video's length: frames are decoded
-ahead into a bounded queue, the network carries only its recurrent state, and rows go to the writer in chunks. A
-failure of any kind becomes a `failures` row with a one-line reason, and nothing of the failed run becomes visible.
+`tasks.reconstruction.plan`), so a video is hashed once, the plan's root (`Plan.root`), so the dataset marker is
+not read again (what it reads of the dataset before writing, the video's own live run, does not grow with the
+archive), and the run's identity (`tasks.identity.RunIdentity`: weights, precision, body model and options), which
+it checks against the network and body model it is given. Memory stays flat in the video's length: frames are
+decoded ahead into a bounded queue, the network carries only its recurrent state, and rows go to the writer in
+chunks. Each frame travels through the stream with its own tag (source index, timestamp, working geometry and
+image), so frames may be prepared ahead (`prefetch`). A failure of any kind becomes a `failures` row with a one-line
+reason, and nothing of the failed run becomes visible.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 
@@ -22,19 +27,21 @@ from human3r.config import Human3RConfig
 from human3r.geometry import WorkingGeometry
 from human3r.preprocess import Frame, prepare_frame
 from human3r.stream import run_stream
-from human3r.weights import ModelIdentity
 from storage import dataset
 from storage import schema as S
 from storage.fs import Root
-from storage.writer import RunInfo, VideoWriter
+from storage.writer import VideoWriter
 from tasks.errors import OptionsError, PipelineError
+from tasks.identity import RunIdentity, body_model_version, precision_of
 from tasks.options import ReconstructOptions
 from tasks.reconstruction.convert import RowBuffer, frame_rows, world_anchor
-from tasks.reconstruction.decode import DecodedFrame, DecodeOptions, FrameReader, VideoProbe
+from tasks.reconstruction.decode import DecodeOptions, FrameReader, VideoProbe
 from tasks.reconstruction.outcomes import VideoSummary, record_failure
 from tasks.reconstruction.plan import already_done, probe
 
 log = logging.getLogger(__name__)
+
+PREFETCH_CUDA = 2  # frames prepared ahead of a GPU forward (bench/pipeline.py: no gain on a CPU, see below)
 
 
 def stored_outputs(options: ReconstructOptions) -> frozenset[str]:
@@ -62,60 +69,86 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
-def _prepared(reader: FrameReader, cfg: Human3RConfig, box: dict) -> Iterator[Frame]:
-    """Decoded frames -> network inputs, remembering the last decoded frame for the row conversion."""
+@dataclasses.dataclass(frozen=True)
+class FrameTag:
+    """What the rows of one frame need besides the network's outputs; rides with the frame through the stream."""
+
+    index: int  # index among all decoded frames of the source (`frame_idx`)
+    timestamp_s: float  # presentation time, seconds from the stream start
+    geometry: WorkingGeometry  # source frame -> working image
+    image: torch.Tensor  # (1, 3, H, W) the working image the network sees, in [-1, 1] (colours of the points)
+
+
+def tagged_frames(reader: FrameReader, cfg: Human3RConfig) -> Iterator[tuple[FrameTag, Frame]]:
+    """Decoded frames -> `(tag, network input)` pairs for `human3r.stream.run_stream`."""
+    geometry = None
     for decoded in reader:
-        if "geometry" not in box:
-            h, w = decoded.rgb.shape[:2]
-            box["geometry"] = WorkingGeometry.for_source(w, h, cfg.image_size)
+        h, w = decoded.rgb.shape[:2]
+        if geometry is None or geometry.source_wh != (w, h):
+            geometry = WorkingGeometry.for_source(w, h, cfg.image_size)
         frame = prepare_frame(decoded.rgb, cfg.image_size, cfg.dino.image_res)
-        box["decoded"], box["frame"] = decoded, frame
-        yield frame
+        yield FrameTag(decoded.index, decoded.timestamp_s, geometry, frame.img), frame
+
+
+def check_identity(identity: RunIdentity, model: torch.nn.Module, body_model: BodyModel | None) -> None:
+    """OptionsError unless `model` and `body_model` make the rows `identity` says (use
+    `RunIdentity.computed_by(model)` to adopt the precision a model computes in)."""
+    identity.computed_by(model)  # same weights
+    if precision_of(model) != identity.precision:
+        raise OptionsError(f"the network computes in {precision_of(model)}, the run identity says "
+                           f"{identity.precision}: build the identity with RunIdentity.computed_by(model)")
+    held = body_model_version(str(body_model.path)) if body_model is not None else None
+    if held != identity.body_model:
+        raise OptionsError(f"the body model given ({held or 'none'}) is not the run identity's "
+                           f"({identity.body_model or 'none'}): load the body model the options name")
 
 
 def reconstruct_video(
     video: VideoProbe | str,
     root: Root,
     model: torch.nn.Module,
+    identity: RunIdentity,
     *,
-    options: ReconstructOptions = ReconstructOptions(),
     body_model: BodyModel | None = None,
     force: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    prefetch: int | None = None,
 ) -> VideoSummary:
-    """Reconstruct one video (its probe, or a path to probe) into `root` with `model` (from `load_model`, which
-    carries its identity). Never raises for a bad video: it returns status "failed" and records a failures row.
-    `progress(frames_done, frames_expected_or_None)` is called after every frame."""
-    identity: ModelIdentity = model.identity
+    """Reconstruct one video (its probe, or a path to probe) into `root` with `model` (from `load_model`) and
+    `body_model`, as the run `identity` says (its options; checked against the model and body model: OptionsError
+    when they disagree). Never raises for a bad video: it returns status "failed" and records a failures row.
+    `progress(frames_done, frames_expected_or_None)` is called after every frame. `prefetch`: frames prepared
+    ahead in a background thread (None = `PREFETCH_CUDA` on a GPU, none on a CPU)."""
+    check_identity(identity, model, body_model)
+    options = identity.options
+    if prefetch is None:
+        prefetch = PREFETCH_CUDA if next(model.parameters()).device.type == "cuda" else 0
     started = time.perf_counter()
     run_id = S.new_run_id()
     path = video.path if isinstance(video, VideoProbe) else str(video)
     found, stats = None, None
     try:
         found = video if isinstance(video, VideoProbe) else probe(path, model.cfg, options.decode)
-        precision = str(getattr(model, "compute_dtype", torch.float32)).removeprefix("torch.")
         # the dataset may have changed since the plan (another run): check this video alone (its run, not all)
         done = {} if force else dataset.done_runs(root, [found.video_id])
-        skipped = None if force else already_done(done, found, identity, options, precision)
+        skipped = None if force else already_done(done, found, identity)
         if skipped is not None:
             return skipped
-        run = RunInfo(run_id=run_id, model_version=identity.model_version, preset=identity.preset,
-                      params=options.params(precision), started_at=dt.datetime.now(dt.UTC), source_uri=path,
-                      checkpoint_sha256=identity.sha256)
+        run = identity.run_info(path, run_id, dt.datetime.now(dt.UTC))
         expected = _expected_frames(found, options.decode)
-        box: dict = {}
         with FrameReader(path, options.decode) as reader, VideoWriter(root, found.video_id, run) as writer:
             stats = reader.stats
             buffer = RowBuffer(writer.append, options.chunk_frames)
-            stream = run_stream(model, _prepared(reader, model.cfg, box), use_ttt3r=options.use_ttt3r,
-                                reset_interval=options.reset_interval, outputs=stored_outputs(options))
+            stream = run_stream(model, tagged_frames(reader, model.cfg), use_ttt3r=options.use_ttt3r,
+                                reset_interval=options.reset_interval, outputs=stored_outputs(options),
+                                prefetch=prefetch)
             anchor = None
             for done, sf in enumerate(stream, 1):
-                decoded: DecodedFrame = box["decoded"]
+                tag: FrameTag = sf.tag
                 anchor = world_anchor(sf) if anchor is None else anchor
-                buffer.add(frame_rows(sf, frame_idx=decoded.index, timestamp_s=decoded.timestamp_s,
-                                      image=box["frame"].img, geometry=box["geometry"], body_model=body_model,
-                                      options=options.convert, anchor=anchor))
+                buffer.add(frame_rows(sf, frame_idx=tag.index, timestamp_s=tag.timestamp_s, image=tag.image,
+                                      geometry=tag.geometry, body_model=body_model, options=options.convert,
+                                      anchor=anchor))
                 if progress is not None:
                     progress(done, expected)
             buffer.flush()
@@ -134,9 +167,19 @@ def reconstruct_video(
 
 
 def _expected_frames(found: VideoProbe, opts: DecodeOptions) -> int | None:
-    if not found.frame_count:
+    """The frames the reader will keep, from the header (for progress bars): indices in the window
+    [start_s, end_s) at the video's frame rate, every stride-th, at most max_frames; None when the header does not
+    say (nor max_frames)."""
+    count = found.frame_count or (round(found.duration_s * found.fps) if found.duration_s and found.fps else 0)
+    windowed = opts.start_s is not None or opts.end_s is not None
+    if not count or (windowed and not found.fps):
         return opts.max_frames
-    n = -(-found.frame_count // opts.stride)
+    lo, hi = 0, count  # kept indices i: lo <= i < hi, i % stride == 0 (frame i shows at i / fps)
+    if opts.start_s is not None:
+        lo = min(count, math.ceil(opts.start_s * found.fps - 1e-6))
+    if opts.end_s is not None:
+        hi = min(count, math.ceil(opts.end_s * found.fps - 1e-6))
+    n = max(0, -(-hi // opts.stride) - -(-lo // opts.stride))
     return min(n, opts.max_frames) if opts.max_frames else n
 
 

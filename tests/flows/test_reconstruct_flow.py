@@ -93,20 +93,34 @@ def test_archive_twice_then_new_footage(prefect_harness, tmp_path):
     assert _plain_counts(dataset) == {t: counts[t] for t in ("frames", "humans", "points")}  # the flow caught up
 
 
-def test_report_artifact_is_created(prefect_harness, tmp_path):
+def test_the_flow_writes_joints_with_only_the_body_model_variable(prefect_harness, tmp_path, smplx_npz,
+                                                                   monkeypatch):
+    """Defect 2: $HUMAN3R_BODY_MODEL is read where the flow's options are built (as `human3r reconstruct` reads
+    it), so the Ray actors load that body model and the rows carry joints; the run records it in its identity.
+    The run's report lands as a table artifact."""
     import asyncio
+    import json
 
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    inbox = tmp_path / "inbox"
+    from flows.reconstruct import reconstruct_archive
+
+    monkeypatch.setenv("HUMAN3R_BODY_MODEL", str(smplx_npz.parent))
+    inbox, dataset = tmp_path / "inbox", tmp_path / "ds"
     inbox.mkdir()
     make_sample_video(inbox / "a.mp4", n_frames=6, width=160, height=96)
-    _run(inbox, tmp_path / "ds")
+    report = reconstruct_archive(source=str(inbox), dataset=str(dataset), model={"checkpoint": "untrained:tiny"},
+                                 options={"decode": {"max_frames": 3}, "convert": {"points_per_frame": 10}})
+    assert report.counts == {"ok": 1, "skipped": 0, "failed": 0}
+    with open_catalog(dataset) as cat:
+        humans = cat.query("SELECT joints_world_m FROM humans").to_pylist()
+        params = json.loads(cat.query("SELECT params_json FROM runs").column(0)[0].as_py())
+    assert humans and all(h["joints_world_m"] is not None for h in humans)
+    assert params["body_model"].startswith("smplx-")
 
     async def latest():
         async with get_client() as client:
-            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
             return await client.read_artifacts(artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=["reconstruct-report"])))
 

@@ -1,30 +1,33 @@
-"""Run options defined once: defaults, bounds, what goes into params_json, and one-line errors."""
+"""Run options defined once: defaults, bounds, which fields change the rows, the body model, one-line errors."""
 
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
-from storage.dataset import params_hash
 from tasks.errors import OptionsError
-from tasks.options import ClusterOptions, DecodeOptions, ModelOptions, ReconstructOptions, build
+from tasks.options import (
+    ClusterOptions,
+    DecodeOptions,
+    ModelOptions,
+    ReconstructOptions,
+    build,
+    not_in_params,
+    row_params,
+)
 
 
-def test_params_leave_out_buffer_sizes_and_keep_their_hash():
-    params = ReconstructOptions().params()
+def test_row_params_leave_out_buffer_sizes_and_refusal_limits():
+    params = row_params(ReconstructOptions())
     assert "chunk_frames" not in params and "queue_size" not in params["decode"]
+    assert "max_side" not in params["decode"] and "max_error_ratio" not in params["decode"]
     assert params["decode"]["stride"] == 1 and params["convert"]["points_per_frame"] == 2000
-    # the hash the first release recorded for the demo's options: unchanged under the rule it used (world points
-    # from the world-view head), different under the new default (camera-frame points moved by the pose)
-    demo = {"decode": {"max_frames": 24}, "convert": {"points_per_frame": 500}}
-    head = ReconstructOptions.model_validate({**demo, "convert": {"points_per_frame": 500, "world_points": "head"}})
-    assert params_hash(head.params()) == "a9767b97d1d211a0" and "world_points" not in head.params()["convert"]
-    default = ReconstructOptions.model_validate(demo)
-    assert default.params()["convert"]["world_points"] == "pose"
-    assert params_hash(default.params()) != "a9767b97d1d211a0"
-    tuned = ReconstructOptions(decode=DecodeOptions(queue_size=2), chunk_frames=8)
-    assert tuned.params() == params  # buffering never forces a re-run
+    tuned = ReconstructOptions(decode=DecodeOptions(queue_size=2, max_side=4096, max_error_ratio=0.5), chunk_frames=8)
+    assert row_params(tuned) == params  # none of them forces a re-run
+    assert sorted(not_in_params(ReconstructOptions)) == [
+        ("chunk_frames",), ("decode", "max_error_ratio"), ("decode", "max_side"), ("decode", "queue_size")]
 
 
 def test_nested_dicts_validate_like_a_deployment_sets_them():
@@ -52,8 +55,19 @@ def test_options_are_frozen():
         ReconstructOptions().use_ttt3r = True
 
 
-def test_precision_is_part_of_a_run_unless_float32():
-    opts = ReconstructOptions()
-    assert opts.params("float32") == opts.params() and "precision" not in opts.params()
-    assert opts.params("bfloat16")["precision"] == "bfloat16"
-    assert params_hash(opts.params("bfloat16")) != params_hash(opts.params())  # a bf16 run is not the f32 one
+def test_the_body_model_variable_is_read_where_the_options_are_built(monkeypatch, tmp_path):
+    """$HUMAN3R_BODY_MODEL fills an empty body_model once, as an absolute path, so whoever gets the options (a Ray
+    actor on another node, with another environment and working folder) gets the same answer."""
+    from human3r.smplx_file import BODY_MODEL_ENV
+
+    assert BODY_MODEL_ENV == "HUMAN3R_BODY_MODEL"  # tasks.options spells it without importing human3r
+    monkeypatch.delenv(BODY_MODEL_ENV, raising=False)
+    assert ModelOptions().body_model is None
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(BODY_MODEL_ENV, "models/smplx")
+    built = ModelOptions(checkpoint="untrained:tiny")
+    assert built.body_model == str(tmp_path / "models" / "smplx")
+    assert build(ModelOptions, {"device": "cpu"}).body_model == built.body_model  # flow parameters, CLI flags
+    assert ModelOptions(body_model="/elsewhere/SMPLX_NEUTRAL.npz").body_model == "/elsewhere/SMPLX_NEUTRAL.npz"
+    monkeypatch.delenv(BODY_MODEL_ENV)
+    assert pickle.loads(pickle.dumps(built)).body_model == built.body_model  # not read again on the other side

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storage.fs import open_root
+from tasks.identity import RunIdentity
 from tasks.options import ConvertOptions, ReconstructOptions
 from tasks.reconstruction.video import reconstruct_video
 
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def demo_root(tmp_path_factory, sample_video, tiny_model, body_model):
     root = open_root(tmp_path_factory.mktemp("demo-labels") / "ds")
     options = ReconstructOptions(convert=ConvertOptions(points_per_frame=300, conf_threshold=1.0))
-    summary = reconstruct_video(sample_video, root, tiny_model, options=options, body_model=body_model)
+    identity = RunIdentity.of_network(tiny_model, options, body_model)
+    summary = reconstruct_video(sample_video, root, tiny_model, identity, body_model=body_model)
     assert summary.status == "ok" and summary.human_rows > 0
     return root
 

@@ -14,6 +14,7 @@ from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.writer import read_failures, read_table
+from tasks.identity import RunIdentity
 from tasks.ops.sample import make_sample_video
 from tasks.options import ClusterOptions, DecodeOptions, ModelOptions, ReconstructOptions
 
@@ -45,17 +46,24 @@ def _pool(size=1, **kw):
     from tasks.reconstruction.actors import ActorPool
 
     cluster = ClusterOptions(num_actors=size, cpus_per_actor=1, torch_threads=1, **kw)
-    return ActorPool(ModelOptions(checkpoint="untrained:tiny"), cluster)
+    return ActorPool(MODEL, cluster)
 
 
-OPTIONS = ReconstructOptions()
+MODEL = ModelOptions(checkpoint="untrained:tiny")
+
+
+def _identity(options=ReconstructOptions()):
+    return RunIdentity.planned(MODEL, options)
+
+
+IDENTITY = _identity()
 
 
 def _run_all(pool, paths, root_uri):
     results = [None] * len(paths)
 
     def work(i):
-        results[i] = pool.run(paths[i], root_uri, OPTIONS)
+        results[i] = pool.run(paths[i], root_uri, IDENTITY)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(paths))]
     for t in threads:
@@ -86,7 +94,7 @@ def test_actor_killed_mid_video_is_replaced_and_video_lands_once(cluster, clips,
     try:
         pid = pool.info()[0]["pid"]
         box = {}
-        worker = threading.Thread(target=lambda: box.update(r=pool.run(clips["long"], root_uri, OPTIONS)))
+        worker = threading.Thread(target=lambda: box.update(r=pool.run(clips["long"], root_uri, IDENTITY)))
         worker.start()
         root = open_root(root_uri)
         deadline = time.monotonic() + 60
@@ -118,9 +126,10 @@ def test_video_over_its_time_limit_fails_and_the_pool_goes_on(cluster, clips, tm
     pool = _pool(size=1, video_timeout_s=1.0)
     try:
         pool.info()
-        slow = pool.run(clips["long"], root_uri, OPTIONS)
+        slow = pool.run(clips["long"], root_uri, IDENTITY)
         pool.video_timeout_s = 120
-        after = pool.run(clips["short"][0], root_uri, ReconstructOptions(decode=DecodeOptions(max_frames=2)))
+        short = _identity(ReconstructOptions(decode=DecodeOptions(max_frames=2)))
+        after = pool.run(clips["short"][0], root_uri, short)
     finally:
         pool.shutdown()
     assert slow.status == "failed" and (slow.stage, slow.error_type) == ("timeout", "VideoTimeout")

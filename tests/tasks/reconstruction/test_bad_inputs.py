@@ -13,6 +13,7 @@ from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.writer import read_failures
+from tasks.identity import RunIdentity
 from tasks.ops.sample import sample_frames
 from tasks.options import DecodeOptions, ReconstructOptions
 from tasks.reconstruction.video import reconstruct_video
@@ -91,13 +92,13 @@ def test_every_bad_input_becomes_one_failure_row(corpus, tiny_model, tmp_path):
     kinds = corpus["kinds"]
     assert len(kinds) >= 10
     for name, (path, stage, reason) in kinds.items():
-        summary = reconstruct_video(str(path), root, tiny_model, options=OPTIONS)
+        summary = reconstruct_video(str(path), root, tiny_model, RunIdentity.of_network(tiny_model, OPTIONS))
         assert summary.status == "failed", name
         assert summary.stage == stage, (name, summary)
         assert reason in summary.message, (name, summary.message)
         assert "\n" not in summary.message
         assert summary.error_type == "VideoError", (name, summary.error_type)
-    ok = reconstruct_video(corpus["good"], root, tiny_model, options=OPTIONS)
+    ok = reconstruct_video(corpus["good"], root, tiny_model, RunIdentity.of_network(tiny_model, OPTIONS))
     assert ok.status == "ok" and ok.frames == 3
     rows = {r[S.SOURCE_URI]: r for r in read_failures(root).to_pylist()}
     assert set(rows) == {str(p) for p, _, _ in kinds.values()}

@@ -12,6 +12,7 @@ from human3r.geometry import WorkingGeometry
 from human3r.outputs import FrameOutput, Humans
 from human3r.stream import StreamFrame, run_stream
 from storage import schema as S
+from tasks.identity import RunIdentity
 from tasks.options import ConvertOptions
 from tasks.reconstruction.convert import frame_rows, world_anchor
 
@@ -137,7 +138,8 @@ def test_stored_poses_follow_the_stream_across_resets(tiny_model, sample_video, 
 
     options = ReconstructOptions(decode=DecodeOptions(max_frames=7), reset_interval=3)
     root = open_root(tmp_path / "ds")
-    assert reconstruct_video(sample_video, root, tiny_model, options=options).status == "ok"
+    identity = RunIdentity.of_network(tiny_model, options)
+    assert reconstruct_video(sample_video, root, tiny_model, identity).status == "ok"
     with open_catalog(root) as cat:
         stored = [np.array(r[S.CAM_TO_WORLD]).reshape(4, 4) for r in
                   cat.query("SELECT cam_to_world FROM frames ORDER BY frame_idx").to_pylist()]
@@ -172,7 +174,8 @@ def test_the_world_view_head_runs_only_for_the_head_rule(tiny_model, sample_vide
     try:
         options = ReconstructOptions(decode=DecodeOptions(max_frames=3), convert={"world_points": world_points})
         root = open_root(tmp_path / "ds")
-        assert reconstruct_video(sample_video, root, tiny_model, options=options).status == "ok"
+        identity = RunIdentity.of_network(tiny_model, options)
+        assert reconstruct_video(sample_video, root, tiny_model, identity).status == "ok"
     finally:
         hook.remove()
     assert len(calls) == (3 if world_points == "head" else 0)

@@ -12,6 +12,7 @@ from storage import delta as D
 from storage import schema as S
 from storage.fs import open_root
 from storage.writer import read_sources
+from tasks.identity import RunIdentity
 from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions, ReconstructOptions
 from tasks.reconstruction import plan as P
@@ -29,18 +30,18 @@ def inbox(tmp_path):
     return d
 
 
+OPTIONS = ReconstructOptions(decode=DecodeOptions(max_frames=2))
+
+
 @pytest.fixture(scope="module")
 def identity():
     from human3r.weights import inspect_weights
 
-    return inspect_weights("untrained:tiny")
-
-
-OPTIONS = ReconstructOptions(decode=DecodeOptions(max_frames=2))
+    return RunIdentity(inspect_weights("untrained:tiny"), "float32", None, OPTIONS)
 
 
 def _plan(inbox, root, identity, **kw):
-    return P.plan(list_sources([str(inbox)]), root, identity, OPTIONS, **kw)
+    return P.plan(list_sources([str(inbox)]), root, identity, **kw)
 
 
 def test_a_rescan_of_an_unchanged_archive_reads_no_video(inbox, tmp_path, identity, monkeypatch):
@@ -84,7 +85,8 @@ def test_what_the_dataset_holds_is_skipped_and_force_plans_it_again(inbox, tmp_p
 
     root = open_root(tmp_path / "ds")
     first = _plan(inbox, root, identity)
-    assert reconstruct_video(first.pending[0], root, tiny_model, options=OPTIONS).status == "ok"
+    assert RunIdentity.of_network(tiny_model, OPTIONS) == identity
+    assert reconstruct_video(first.pending[0], root, tiny_model, identity).status == "ok"
     second = _plan(inbox, root, identity)
     assert len(second.pending) == 2 and sum(s.status == "skipped" for s in second.done) == 1
     assert len(_plan(inbox, root, identity, force=True).pending) == 3
@@ -135,5 +137,5 @@ def test_a_batch_reads_the_marker_once_and_each_video_reads_only_its_own_run(tmp
     assert reads("marker") == 2  # one read (pyarrow: a HEAD for the size, a GET) for the whole batch
     at_plan = reads("runs")
     assert 4 <= at_plan <= 8  # every run of the archive, once (a ranged GET or two per file)
-    assert reconstruct_video(planned.pending[0], planned.root, tiny_model, options=OPTIONS).status == "ok"
+    assert reconstruct_video(planned.pending[0], planned.root, tiny_model, identity).status == "ok"
     assert reads("marker") == 2 and reads("runs") == at_plan  # per video: no marker, no other video's run

@@ -14,6 +14,7 @@ from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
 from storage.maintenance import compact
+from tasks.identity import RunIdentity
 from tasks.ops.sample import make_sample_video
 from tasks.options import DecodeOptions, ReconstructOptions
 from tasks.reconstruction import plan as P
@@ -39,8 +40,8 @@ def inbox(tmp_path):
     return d
 
 
-def _plan(where, root, identity, options=OPTIONS, **kw):
-    return P.plan(list_sources([str(where)]), root, identity, options, **kw)
+def _plan(where, root, weights, options=OPTIONS, **kw):
+    return P.plan(list_sources([str(where)]), root, RunIdentity(weights, "float32", None, options), **kw)
 
 
 def _failures(root) -> dict[str, dict]:

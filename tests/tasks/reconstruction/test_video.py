@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import tempfile
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch
 from storage import schema as S
 from storage.catalog import open_catalog
 from storage.fs import open_root
+from tasks.identity import RunIdentity
 from tasks.options import DecodeOptions, ReconstructOptions
 from tasks.reconstruction.decode import FrameReader
 from tasks.reconstruction.video import reconstruct_video
@@ -23,6 +25,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def q(root, sql):
     with open_catalog(root) as cat:
         return cat.query(sql).to_pylist()
+
+
+def reconstruct(video, root, model, options=ReconstructOptions(), body_model=None, **kw):
+    """`reconstruct_video` with the identity of `model`, `options` and `body_model`."""
+    identity = RunIdentity.of_network(model, options, body_model)
+    return reconstruct_video(video, root, model, identity, body_model=body_model, **kw)
 
 
 ARGS = ("--checkpoint", "untrained:tiny", "--stride", "2", "--points-per-frame", "100", "--conf-threshold", "1.0")
@@ -105,18 +113,16 @@ def test_force_rerun_of_one_of_two_videos_leaves_plain_readers_the_live_rows(sam
 
 def test_other_parameters_make_a_new_run(tiny_model, sample_video, tmp_path):
     root = open_root(tmp_path / "ds")
-    a = reconstruct_video(sample_video, root, tiny_model, options=ReconstructOptions(
-        decode=DecodeOptions(max_frames=4)))
-    b = reconstruct_video(sample_video, root, tiny_model, options=ReconstructOptions(
-        decode=DecodeOptions(max_frames=5)))
+    a = reconstruct(sample_video, root, tiny_model, ReconstructOptions(decode=DecodeOptions(max_frames=4)))
+    b = reconstruct(sample_video, root, tiny_model, ReconstructOptions(decode=DecodeOptions(max_frames=5)))
     assert (a.status, b.status, b.frames) == ("ok", "ok", 5)
     assert q(root, "SELECT count(*) AS n, max(n_frames) AS f FROM runs") == [{"n": 1, "f": 5}]  # replaced
 
 
 def test_reset_interval_keeps_one_row_per_frame(tiny_model, sample_video, tmp_path):
     root = open_root(tmp_path / "ds")
-    s = reconstruct_video(sample_video, root, tiny_model, options=ReconstructOptions(
-        decode=DecodeOptions(max_frames=7), reset_interval=3))
+    s = reconstruct(sample_video, root, tiny_model, ReconstructOptions(decode=DecodeOptions(max_frames=7),
+                                                                       reset_interval=3))
     assert s.status == "ok" and s.frames == 7
     frames = q(root, "SELECT frame_idx, cam_to_world FROM frames ORDER BY frame_idx")
     assert [f["frame_idx"] for f in frames] == list(range(7))  # the reset duplicates are not rows
@@ -144,8 +150,8 @@ def test_body_model_fills_world_joints(tiny_model, sample_video, smplx_npz, tmp_
     from human3r.body import BodyModel
 
     root = open_root(tmp_path / "ds")
-    s = reconstruct_video(sample_video, root, tiny_model, body_model=BodyModel(smplx_npz),
-                          options=ReconstructOptions(decode=DecodeOptions(max_frames=3)))
+    s = reconstruct(sample_video, root, tiny_model, ReconstructOptions(decode=DecodeOptions(max_frames=3)),
+                    body_model=BodyModel(smplx_npz))
     assert s.status == "ok" and s.human_rows > 0
     rows = q(root, "SELECT head_world_m, transl_world_m, joints_world_m, detection_score FROM humans")
     for r in rows:
@@ -160,9 +166,36 @@ def test_a_bfloat16_run_does_not_count_as_the_float32_one(sample_video, tmp_path
 
     root = open_root(tmp_path / "ds")
     options = ReconstructOptions(decode=DecodeOptions(max_frames=2))
-    f32 = reconstruct_video(sample_video, root, load_model("untrained:tiny"), options=options)
+    f32 = reconstruct(sample_video, root, load_model("untrained:tiny"), options)
     bf16_model = load_model("untrained:tiny", precision="bfloat16")
-    bf16 = reconstruct_video(sample_video, root, bf16_model, options=options)
-    again = reconstruct_video(sample_video, root, bf16_model, options=options)
+    bf16 = reconstruct(sample_video, root, bf16_model, options)
+    again = reconstruct(sample_video, root, bf16_model, options)
     assert (f32.status, bf16.status, again.status) == ("ok", "ok", "skipped")
     assert json.loads(q(root, "SELECT params_json FROM runs")[0]["params_json"])["precision"] == "bfloat16"
+
+
+def test_frames_prepared_ahead_give_identical_rows(tiny_model, sample_video, tmp_path):
+    """Defect 3: each frame carries its own index, timestamp and image through the stream, so preparing frames
+    ahead in a thread (the GPU default) writes exactly the rows of the in-step path (stride 2 and a reset: the
+    stream's count, the source index and the reset duplicate all differ)."""
+    from tasks.options import ConvertOptions
+
+    options = ReconstructOptions(decode=DecodeOptions(stride=2, max_frames=6), reset_interval=4,
+                                 convert=ConvertOptions(points_per_frame=50, conf_threshold=1.0))
+    rows = []
+    for prefetch in (0, 3):
+        root = open_root(tmp_path / f"prefetch{prefetch}")
+        assert reconstruct(sample_video, root, tiny_model, options, prefetch=prefetch).status == "ok"
+        rows.append({t: q(root, f"SELECT * EXCLUDE (run_id) FROM {t} ORDER BY ALL") for t in ("frames", "points")})
+    assert [f[S.FRAME_IDX] for f in rows[1]["frames"]] == [0, 2, 4, 6, 8, 10]
+    assert rows[1] == rows[0] and len(rows[0]["points"]) == 6 * 50
+
+
+def test_progress_totals_follow_the_time_window(tiny_model, sample_video):
+    """Defect 5: the expected frame count of the progress bar counts only the frames of --start/--end (12 fps)."""
+    calls = []
+    options = ReconstructOptions(decode=DecodeOptions(start_s=0.5, end_s=1.5, stride=2))
+    summary = reconstruct(sample_video, open_root(tempfile.mkdtemp()), tiny_model, options,
+                          progress=lambda done, expected: calls.append((done, expected)))
+    assert summary.status == "ok" and summary.frames == 6  # frames 6, 8, ..., 16
+    assert calls == [(i, 6) for i in range(1, 7)]

@@ -16,6 +16,7 @@ from torch.utils.data import default_collate
 
 from storage.fs import open_root
 from tasks.errors import UsageError
+from tasks.identity import RunIdentity
 from tasks.labels.build import build_labels
 from tasks.labels.options import ClipOptions, LabelOptions, SplitOptions
 from tasks.options import ConvertOptions, ReconstructOptions
@@ -35,7 +36,8 @@ def demo_build(tmp_path_factory, sample_video, tiny_model, body_model):
     folder = tmp_path_factory.mktemp("label-source")
     root = open_root(folder / "ds")
     options = ReconstructOptions(convert=ConvertOptions(points_per_frame=300, conf_threshold=1.0))
-    assert reconstruct_video(sample_video, root, tiny_model, options=options, body_model=body_model).status == "ok"
+    identity = RunIdentity.of_network(tiny_model, options, body_model)
+    assert reconstruct_video(sample_video, root, tiny_model, identity, body_model=body_model).status == "ok"
     labels = LabelOptions(clips=ClipOptions(min_frames=1), split=SplitOptions(train=1, val=0, test=0), images="frames")
     build_labels(root, folder / "frames", "true", labels)
     return root, folder / "frames"
