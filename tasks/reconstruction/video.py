@@ -41,7 +41,10 @@ from tasks.reconstruction.plan import already_done, probe
 
 log = logging.getLogger(__name__)
 
-PREFETCH_CUDA = 2  # frames prepared ahead of a GPU forward (bench/pipeline.py: no gain on a CPU, see below)
+# Frames prepared ahead of a GPU forward (preparation and the host-to-device copy overlap it). Off on a CPU, where
+# the preparing thread competes with torch's for the cores (bench/pipeline.py `prefetch<N>_vs_0`: 1.1-1.6x with one
+# torch thread on a loaded 2-core machine, not measured idle).
+PREFETCH_CUDA = 2
 
 
 def stored_outputs(options: ReconstructOptions) -> frozenset[str]:
