@@ -300,7 +300,7 @@ RUNS = Table(
         Column(CHECKPOINT_SHA256, pa.string(), "sha256 of the checkpoint file; null for untrained weights",
                nullable=True),
         Column(PRESET, pa.string(), "network configuration preset (672S, 672B, 672L, 896L, tiny)"),
-        Column(PARAMS_JSON, pa.string(), "the row-changing parameters of the run (tasks.identity.RunIdentity.params) as canonical JSON (sorted keys)"),
+        Column(PARAMS_JSON, pa.string(), "the row-changing parameters of the run as canonical JSON (sorted keys)"),
         Column(PARAMS_HASH, pa.string(), "sha256 prefix of params_json; with model_version it decides re-runs"),
         Column(SCHEMA_VERSION_COL, _I32, "dataset schema version the rows were written with"),
         Column(STATUS, pa.string(), "'complete' for committed runs"),
