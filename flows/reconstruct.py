@@ -15,8 +15,8 @@ from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
+from tasks.reconstruction.actors import actor_pool
 from tasks.reconstruction.archive import (
-    actor_pool,
     delete_replaced_rows,
     discover_videos,
     identify_run,

@@ -4,8 +4,9 @@
 never shows a half-written video, see `storage.schema`), hands DuckDB the files of each snapshot, and defines:
 
 * ``<table>_all``: every stored row of ``runs``, ``failures``, ``sources``, ``frames``, ``humans``, ``points``;
-* the live views ``runs``, ``videos``, ``frames``, ``humans``, ``points``, ``failures``, ``sources`` (the rules of
-  `storage.schema`, written once in :data:`LIVE_VIEWS`); filters on ``video_id`` reach the Parquet scans, which
+* the live views ``runs``, ``videos``, ``frames``, ``humans``, ``points``, ``failures``, ``sources``, the derived
+  tables and ``evaluations`` (the rules of `storage.schema`, written once in :data:`LIVE_VIEWS`); filters on
+  ``video_id`` reach the Parquet scans, which
   skip row groups by their statistics;
 * scalar macros ``cam_center(cam_to_world)``, ``dist3(a, b)``; table macros ``track_steps()``, ``track_speed()``,
   ``trajectory_length()``, ``person_distances()``, ``camera_path()`` (see `MACROS` for their columns).
@@ -79,6 +80,11 @@ _DATA_VIEWS = "\n".join(
     f"CREATE VIEW {t.name} AS {_latest(t.name, ', '.join(t.key), f'{t.latest_by} DESC', _IN_LIVE_RUNS)};"
     for t in S.TABLES.values() if t.kind == "derived"
 )
+_RESULTS_VIEWS = {  # results tables: every row of the latest run of a key (a run's rows share latest_by and run_id)
+    t.name: (f"SELECT * EXCLUDE (_rank) FROM (SELECT *, dense_rank() OVER (PARTITION BY {', '.join(t.key)} ORDER BY "
+             f"{t.latest_by} DESC, {S.RUN_ID} DESC) AS _rank FROM {t.name}_all) WHERE _rank = 1")
+    for t in S.TABLES.values() if t.kind == "results"
+}
 _RUNS_VIEW = _latest("runs", S.VIDEO_ID, _LIVE_ORDER)
 _SOURCES_VIEW = _latest("sources", S.SOURCE_URI, f"{S.PROBED_AT} DESC")
 LIVE_VIEWS = f"""
@@ -98,7 +104,8 @@ CREATE VIEW failures AS SELECT * FROM ({_latest("failures", S.SOURCE_URI, f"{S.F
                                         AND s.{S.PROBED_AT} > f.{S.FAILED_AT}));
 -- what discovery last saw of each source
 CREATE VIEW sources AS {_SOURCES_VIEW};
-"""
+-- results (evaluations): the rows of the latest run of each key
+""" + "\n".join(f"CREATE VIEW {name} AS {sql};" for name, sql in _RESULTS_VIEWS.items()) + "\n"
 
 READ_ONLY_STATEMENTS = {"SELECT"}
 _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALY[SZ]E)?\s+", re.IGNORECASE)
@@ -266,6 +273,12 @@ def live_runs(root: _fs.Root, video_ids: list[str] | None = None, columns: list[
     if columns is not None:
         columns = list(dict.fromkeys([S.VIDEO_ID, S.RUN_ID, S.FINISHED_AT, *columns]))
     return _one_table_view(root, S.RUNS, _RUNS_VIEW, delta.read_table(root, S.RUNS, columns, video_ids=video_ids))
+
+
+def live_results(root: _fs.Root, table: S.Table = S.EVALUATIONS) -> pa.Table:
+    """The live rows of a results table (every row of the latest run of each key, `storage.schema` rule 7), read
+    from that table alone."""
+    return _one_table_view(root, table, _RESULTS_VIEWS[table.name])
 
 
 def latest_sources(root: _fs.Root) -> pa.Table:

@@ -46,6 +46,9 @@ run's ``run_id``), then its row to ``runs``, which is the moment the video becom
 5. **sources**: the latest row per ``source_uri`` (a cache of what discovery has seen).
 6. **derived tables** (computed from a run's rows, kind ``derived``): the latest row per ``key`` (by
    ``latest_by``) among the rows whose ``run_id`` is a live run.
+7. **evaluations** (kind ``results``): every row of the latest evaluation run (``evaluated_at``, then ``run_id``)
+   of each key ``(model_version, precision, params_hash, protocol, benchmark, sequence)``: a sequence evaluated
+   again replaces its rows, a failed evaluation shows until a later one of the same key succeeds.
 
 ``storage.catalog`` defines these rules as the views ``runs``, ``videos``, ``frames``, ``humans``, ``points``,
 ``failures`` and ``sources``; the stored tables are also reachable as ``<table>_all``.
@@ -61,6 +64,8 @@ What a plain Delta reader sees (Spark, Trino, Polars, DuckDB's ``delta_scan``, `
   until ``human3r vacuum`` (older than its ``--min-age``). So once the writers are done, ``count(*)`` over the
   Delta table is the live count: a re-run or a model upgrade does not double the archive.
 * **runs** keeps every committed run (the history of re-runs): take the latest per ``video_id`` (rule 1).
+* **evaluations** keeps every evaluation run: take the latest run per key (rule 7). A re-run evaluates only what
+  is missing or failed, so without ``--force`` a key has one ok run (and the failed ones before it, if any).
 * **failures** and **sources** keep every row too (when and why a file failed, each probe): take the latest per
   ``source_uri`` (rules 4, 5). They are event logs of small rows, not data: deleting their history would lose
   what the dashboard and re-probing read, and doubles there count events, not frames.
@@ -224,7 +229,8 @@ class Table:
     kind: ``data`` (rows of one run, live when their run is: frames, humans, points), ``runs`` (one row per
     committed run), ``events`` (failures) and ``cache`` (sources), both the latest row per ``key``, ``derived``
     (computed from a run's rows, e.g. quality scores or fused scenes: the latest row per ``key`` among those of live
-    runs), or ``view``.
+    runs), ``results`` (many rows per unit of work, e.g. an evaluated sequence's metrics: every row of the latest
+    ``run_id`` per ``key``, by ``latest_by`` then ``run_id``) or ``view``.
     """
 
     name: str
@@ -232,8 +238,8 @@ class Table:
     columns: tuple[Column, ...]
     kind: str = "data"
     sort_by: tuple[str, ...] = ()  # order of the rows within a file
-    key: tuple[str, ...] = ()  # events, cache, derived: the columns whose latest row counts
-    latest_by: str | None = None  # events, cache, derived: the column that orders rows of one key
+    key: tuple[str, ...] = ()  # events, cache, derived, results: the columns whose latest row (run) counts
+    latest_by: str | None = None  # events, cache, derived, results: the column that orders rows of one key
     stats: tuple[str, ...] = (VIDEO_ID, RUN_ID)  # columns with per-file min/max statistics in the Delta log
 
     @property
@@ -572,8 +578,73 @@ SCENES = Table(
     sort_by=(VIDEO_ID, FUSED_AT),
 )
 
+# evaluations (results): benchmark metrics of a model, written by tasks/evaluation (`human3r eval`, flow
+# `evaluate-model`); one evaluation run per (model, parameters, protocol, benchmark, sequence), committed at once
+PRECISION, PROTOCOL, BENCHMARK, SEQUENCE = "precision", "protocol", "benchmark", "sequence"
+METRIC, ALIGNMENT, VALUE, COUNT, UNIT = "metric", "alignment", "value", "count", "unit"
+N_SEQUENCES, DATA_ROOT, EVALUATED_AT = "n_sequences", "data_root", "evaluated_at"
+EVAL_STATUSES = ("ok", "excluded", "failed")  # evaluations.status
+EVAL_KEY = (MODEL_VERSION, PRECISION, PARAMS_HASH, PROTOCOL, BENCHMARK, SEQUENCE)  # one unit of evaluation
+
+EVALUATIONS = Table(
+    "evaluations",
+    "Benchmark results of a model, one row per metric: per sequence, and the benchmark's average (sequence null). "
+    "An evaluation run writes every row of one sequence (or of one average) in one commit; the live rows of a key "
+    "(model_version, precision, params_hash, protocol, benchmark, sequence) are those of its latest run "
+    "(evaluated_at, then run_id). Written by `human3r eval` and the flow `evaluate-model` (tasks/evaluation); read "
+    "by `human3r eval report` and the dashboard's Models page.",
+    (
+        Column(RUN_ID, pa.string(), "evaluation run: every row of one sequence's (or one average's) evaluation"),
+        Column(MODEL_VERSION, pa.string(), "model identity, as runs.model_version ('human3r-<preset>-<sha256[:16]>', "
+                                           "'untrained-<preset>-seed<n>')"),
+        Column(CHECKPOINT_SHA256, pa.string(), "sha256 of the checkpoint file; null for untrained weights",
+               nullable=True),
+        Column(PRESET, pa.string(), "network configuration preset (672S, 672B, 672L, 896L, tiny)"),
+        Column(PRECISION, pa.string(), "dtype the network computed in: float32, bfloat16 or float16"),
+        Column(PARAMS_JSON, pa.string(), "every parameter that changes the results, canonical JSON: the benchmark's "
+                                         "protocol (working size, reset interval, TTT3R, frames), body model and "
+                                         "SMPL files by content hash, max_frames"),
+        Column(PARAMS_HASH, pa.string(), "sha256 prefix of params_json; with model_version and precision it decides "
+                                         "what is evaluated again"),
+        Column(PROTOCOL, pa.string(), "'reference' (the published evaluation code, defects included) or "
+                                      "'corrected' (its defects fixed)"),
+        Column(BENCHMARK, pa.string(), "3dpw, emdb1, emdb2, rich, tum, tum_<N>, bonn, bonn_<N>"),
+        Column(SEQUENCE, pa.string(), "the benchmark's sequence name (e.g. 'P0/09_outdoor_walk'); null = the "
+                                      "benchmark's average over its evaluated sequences", nullable=True),
+        Column(METRIC, pa.string(), "metric name (pa_mpjpe, w_mpjpe100, rte_pct, ate_m, abs_rel, ..., and the "
+                                    "detection counts n_gt, n_matched, n_missed, n_false_pos); null on a failed row",
+               nullable=True),
+        Column(ALIGNMENT, pa.string(), "depth benchmarks: how the prediction was aligned to the ground truth "
+                                       "('scale': one scale per sequence, 'metric': none); null elsewhere",
+               nullable=True),
+        Column(VALUE, _F64, "the metric's value in `unit` (NaN when it cannot be computed); null on a failed row",
+               nullable=True),
+        Column(COUNT, _I64, "entries the value averages (matched person-frames, frames, pose pairs, pixels) or, for "
+                            "an average, its total weight; 0 with NaN", nullable=True),
+        Column(UNIT, pa.string(), "mm, m, deg, pct, 10m/s3 (jitter), ratio, log, fraction, count", nullable=True),
+        Column(STATUS, pa.string(), "'ok'; 'excluded': evaluated, but the value is undefined or the protocol's "
+                                    "average leaves it out (message says why); 'failed': the sequence could not be "
+                                    "evaluated (message), evaluated again by the next run"),
+        Column(ERROR_TYPE, pa.string(), "exception class of a failed or excluded row", nullable=True),
+        Column(MESSAGE, pa.string(), "one-line reason of a failed or excluded row; for an average, which sequences it "
+                                     "covers when not all", nullable=True),
+        Column(N_FRAMES, _I64, "frames the network processed for this sequence; for an average, their sum",
+               nullable=True),
+        Column(N_SEQUENCES, _I32, "sequences an average covers (null for a sequence's row)", nullable=True),
+        Column(SECONDS, _F64, "wall-clock seconds of the sequence's evaluation (network and metrics)", nullable=True),
+        Column(DATA_ROOT, pa.string(), "the benchmark folder the sequence was read from", nullable=True),
+        Column(HOST, pa.string(), "machine that evaluated it", nullable=True),
+        Column(EVALUATED_AT, _TS, "when the rows were committed (UTC); the latest run of a key is live"),
+    ),
+    kind="results",
+    key=EVAL_KEY,
+    latest_by=EVALUATED_AT,
+    sort_by=(MODEL_VERSION, BENCHMARK, SEQUENCE, METRIC),
+    stats=(MODEL_VERSION, BENCHMARK, RUN_ID),
+)
+
 TABLES: dict[str, Table] = {t.name: t for t in (VIDEOS, RUNS, FAILURES, SOURCES, FRAMES, HUMANS, POINTS,
-                                                 TRACK_QUALITY, SCENES)}
+                                                 TRACK_QUALITY, SCENES, EVALUATIONS)}
 STORED_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.stored)
 DATA_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.kind == "data")
 

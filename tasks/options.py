@@ -143,8 +143,8 @@ class ClusterOptions(_Options):
                                                                  "GPU); empty = 1 if the cluster has GPUs, else 0.")
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per replica (keep the total below the cluster's).")
     torch_threads: int | None = Field(None, ge=1, description="Intra-op threads per replica (empty = torch's).")
-    video_timeout_s: float = Field(3600.0, gt=0, description="A video taking longer is recorded as failed and its "
-                                                             "replica replaced.")
+    video_timeout_s: float = Field(3600.0, gt=0, description="A video (or benchmark sequence) taking longer "
+                                                             "is recorded as failed and its replica replaced.")
 
 
 def row_params(model: BaseModel) -> dict:

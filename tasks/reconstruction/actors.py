@@ -1,10 +1,12 @@
-"""Ray actors that hold Human3R: load the model once, stream one video per call, write rows, return a summary.
+"""Ray actors that hold Human3R: load the model once, stream one video (or one benchmark sequence) per call, write
+rows, return a summary.
 
 `Human3RActor` is a thin shell around `tasks.reconstruction.video.reconstruct_video` (plain Python, tested without
 Ray). Each video comes with the run's identity (`tasks.identity.RunIdentity`, planned by the driver); the actor
 checks it against the network it holds and records the precision that network computes in.
-`ActorPool` keeps `num_actors` long-lived actors and hands each video to a free one from any thread (Prefect runs one
-task per video in a thread pool). When an actor dies mid-video (killed, out of memory) it is replaced and the video
+`ActorPool` keeps `num_actors` long-lived actors and hands each video (`run`) or benchmark sequence (`evaluate`:
+`tasks.evaluation.runner.evaluate_sequence`) to a free one from any thread (Prefect runs one task per unit in a
+thread pool). When an actor dies mid-video (killed, out of memory) it is replaced and the video
 retried; nothing of the dead attempt is visible because the dataset commits a video atomically, and a video is
 never written twice because the commit pointer is replaced, not appended. A video that exceeds its time limit is
 recorded as a failure (stage "timeout") and its actor is replaced.
@@ -67,6 +69,8 @@ class Human3RActor:
         self.shared = SharedModel(self.model) if videos_at_once > 1 else None
         self.calls = 0
         self._roots: dict = {}  # root uri -> Root with its dataset marker checked (read once per actor, not per video)
+        self._bodies: dict = {}  # (SMPL files folder, GT body model) -> EvalBodies (evaluation)
+        self.body_model_path = model.body_model
 
     def info(self) -> dict:
         identity = self.model.identity
@@ -95,6 +99,40 @@ class Human3RActor:
         with member as model:
             summary = reconstruct_video(video, root, model, identity, body_model=self.body_model, force=force)
         return dataclasses.replace(summary, node_id=_ray().get_runtime_context().get_node_id())
+
+    def evaluate(self, unit, root_uri: str, force: bool = False):
+        """Evaluate one benchmark sequence (`tasks.evaluation.runner.SequenceUnit`) with this replica's network and
+        body model; the SMPL files are loaded once per folder and benchmark kind. Returns its `SequenceOutcome`."""
+        from storage.dataset import init_dataset
+        from storage.fs import open_root
+        from tasks.evaluation.runner import evaluate_sequence, record_sequence_failure
+
+        self.calls += 1
+        root = self._roots.get(root_uri) or open_root(root_uri)
+        try:
+            root = self._roots[root_uri] = init_dataset(root)
+            bodies = self._eval_bodies(unit)
+        except Exception as err:  # noqa: BLE001 - the sequence fails with its reason, the others go on
+            outcome = record_sequence_failure(unit, root, err)
+        else:
+            member = self.shared.member() if self.shared else contextlib.nullcontext(self.model)
+            with member as model:
+                outcome = evaluate_sequence(unit, root, model, body_model=self.body_model, bodies=bodies, force=force)
+        return dataclasses.replace(outcome, node_id=_ray().get_runtime_context().get_node_id())
+
+    def _eval_bodies(self, unit):
+        """The SMPL files a human benchmark sequence needs (None for the others), loaded once per folder and
+        ground-truth body model."""
+        from tasks.evaluation.benchmarks import benchmark_protocol
+        from tasks.evaluation.bodies import load_eval_bodies
+
+        bp = benchmark_protocol(unit.benchmark)
+        if bp.kind != "human":
+            return None
+        key = (unit.smpl_files, bp.gt_body_model)
+        if key not in self._bodies:
+            self._bodies[key] = load_eval_bodies(unit.smpl_files, bp, self.body_model_path)
+        return self._bodies[key]
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None) -> None:
@@ -169,31 +207,56 @@ class ActorPool:
     def run(self, video: VideoProbe | str, root_uri: str, identity: RunIdentity, *,
             force: bool = False) -> VideoSummary:
         """Reconstruct one video on a free actor; returns its summary (status ok / skipped / failed)."""
-        ray = _ray()
-        from ray.exceptions import GetTimeoutError, RayActorError
-
         from storage.fs import open_root
 
         path = video.path if isinstance(video, VideoProbe) else video
+
+        def failed(err, attempts: int) -> VideoSummary:
+            return record_failure(open_root(root_uri), path, err, attempts=attempts)
+
+        summary, attempts = self.call("reconstruct", (video, root_uri, identity, force), what=f"video {path}",
+                                      on_failure=failed)
+        return dataclasses.replace(summary, attempts=attempts)
+
+    def evaluate(self, unit, root_uri: str, *, force: bool = False):
+        """Evaluate one benchmark sequence (`tasks.evaluation.runner.SequenceUnit`) on a free actor; returns its
+        outcome (status ok / skipped / failed)."""
+        from storage.fs import open_root
+        from tasks.evaluation.runner import record_sequence_failure
+
+        def failed(err, attempts: int):
+            return record_sequence_failure(unit, open_root(root_uri), err, attempts=attempts)
+
+        outcome, attempts = self.call("evaluate", (unit, root_uri, force),
+                                      what=f"sequence {unit.benchmark} {unit.name}", on_failure=failed)
+        return dataclasses.replace(outcome, attempts=attempts)
+
+    def call(self, method: str, args: tuple, *, what: str, on_failure):
+        """``(result, attempts)`` of `method(*args)` on a free actor: an actor that dies is replaced and the call
+        retried (up to `max_attempts`); a call that exceeds `cluster.video_timeout_s` has its actor replaced and is
+        not retried. Both end in ``on_failure(error, attempts)`` (a `PipelineError`: `VideoTimeout`, `ActorDied`),
+        whose value is returned as the result."""
+        ray = _ray()
+        from ray.exceptions import GetTimeoutError, RayActorError
+
         slot = self._free.get()
         try:
             last_error = ""
             for attempt in range(1, self.max_attempts + 1):
                 generation = slot.generation
-                ref = slot.actor.reconstruct.remote(video, root_uri, identity, force)
+                ref = getattr(slot.actor, method).remote(*args)
                 try:
-                    return dataclasses.replace(ray.get(ref, timeout=self.video_timeout_s), attempts=attempt)
+                    return ray.get(ref, timeout=self.video_timeout_s), attempt
                 except GetTimeoutError:
-                    log.warning("video %s exceeded %.0f s; replacing its actor", path, self.video_timeout_s)
+                    log.warning("%s exceeded %.0f s; replacing its actor", what, self.video_timeout_s)
                     slot.replace(generation)
-                    err = VideoTimeout(f"no result after {self.video_timeout_s:.0f} s")
-                    return record_failure(open_root(root_uri), path, err, attempts=attempt)
+                    return on_failure(VideoTimeout(f"no result after {self.video_timeout_s:.0f} s"), attempt), attempt
                 except RayActorError as err:
                     last_error = " ".join(str(err).split())[:300]
-                    log.warning("actor died on %s (attempt %d/%d); replacing it", path, attempt, self.max_attempts)
+                    log.warning("actor died on %s (attempt %d/%d); replacing it", what, attempt, self.max_attempts)
                     slot.replace(generation)
             err = ActorDied(f"the actor died {self.max_attempts} times ({last_error})")
-            return record_failure(open_root(root_uri), path, err, attempts=self.max_attempts)
+            return on_failure(err, self.max_attempts), self.max_attempts
         finally:
             self._free.put(slot)
 
@@ -204,3 +267,20 @@ class ActorPool:
                 ray.kill(slot.actor, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
+
+
+@contextlib.contextmanager
+def actor_pool(model: ModelOptions, cluster: ClusterOptions):
+    """Connect to (or start) Ray and hold `cluster.num_actors` model replicas for the duration of the block."""
+    import ray
+
+    started_here = not ray.is_initialized() and not cluster.ray_address
+    connect(cluster.ray_address)
+    pool = ActorPool(model, cluster)
+    try:
+        pool.info()  # every model loaded before the first video is handed out
+        yield pool
+    finally:
+        pool.shutdown()
+        if started_here:
+            ray.shutdown()

@@ -11,7 +11,6 @@ involved (`NO_CACHE`). The probe made by `plan` travels to the actor, so each vi
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from storage.fs import open_root
 from tasks.errors import SourceError
 from tasks.identity import RunIdentity
-from tasks.options import ClusterOptions, ModelOptions, ReconstructOptions
+from tasks.options import ModelOptions, ReconstructOptions
 from tasks.reconstruction.decode import VideoProbe
 from tasks.reconstruction.discover import Listed, list_sources
 from tasks.reconstruction.outcomes import Report, VideoSummary, summarize
@@ -47,25 +46,6 @@ def discover(source: str, *, sample_videos: int = 0) -> list[Listed]:
     if "://" not in source and not Path(source).exists() and not any(ch in source for ch in "*?["):
         raise SourceError(f"the source {source!r} does not exist; give a folder, file or glob of videos")
     return list_sources([source])
-
-
-@contextlib.contextmanager
-def actor_pool(model: ModelOptions, cluster: ClusterOptions):
-    """Connect to (or start) Ray and hold `cluster.num_actors` model replicas for the duration of the block."""
-    import ray
-
-    from tasks.reconstruction.actors import ActorPool, connect
-
-    started_here = not ray.is_initialized() and not cluster.ray_address
-    connect(cluster.ray_address)
-    pool = ActorPool(model, cluster)
-    try:
-        pool.info()  # every model loaded before the first video is handed out
-        yield pool
-    finally:
-        pool.shutdown()
-        if started_here:
-            ray.shutdown()
 
 
 # ------------------------------------------------------------------------------------------------ Prefect tasks

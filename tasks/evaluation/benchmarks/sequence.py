@@ -129,6 +129,22 @@ class Sequence:
     def __len__(self) -> int:
         return len(self.images)
 
+    def head(self, n: int | None) -> Sequence:
+        """The sequence cut to its first `n` frames, ground truth included (itself when `n` is None or longer)."""
+        if n is None or n >= len(self):
+            return self
+        import dataclasses
+
+        def cut(obj, fields: tuple[str, ...]):
+            return None if obj is None else dataclasses.replace(obj, **{f: getattr(obj, f)[:n] for f in fields})
+
+        return dataclasses.replace(
+            self, images=self.images[:n], frame_ids=np.asarray(self.frame_ids)[:n],
+            camera=cut(self.camera, ("T_w2c", "K")),
+            bodies=cut(self.bodies, ("global_orient", "body_pose", "betas", "transl", "gender", "mask")),
+            trajectory=cut(self.trajectory, ("stamps", "xyz", "quat_wxyz")),
+            depths=None if self.depths is None else self.depths[:n])
+
 
 @dataclass(frozen=True)
 class Benchmark:

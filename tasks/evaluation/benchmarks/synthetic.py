@@ -1,4 +1,5 @@
-"""A mini benchmark in EMDB's exact release format, for smoke runs of the evaluation (no download, no licence).
+"""Mini benchmarks in EMDB's and TUM's exact release formats, for smoke runs of the evaluation (no download, no
+licence).
 
 :func:`write_mini_emdb` writes a few short sequences: ``P<k>/<nn>_<action>/P<k>_<nn>_<action>_data.pkl`` with every
 field of a real EMDB data file (plausible SMPL parameters of one walking person, a slowly panning camera, its
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MINI_SEQUENCES", "MiniSequence", "write_mini_emdb"]
+__all__ = ["MINI_SEQUENCES", "MiniSequence", "write_mini_emdb", "write_mini_tum"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,34 @@ def write_mini_emdb(root: str | os.PathLike, *, n_frames: int = 12, width: int =
             pickle.dump(data, f, protocol=4)
         os.replace(tmp, path)
     return [s.name for s in sequences]
+
+
+def write_mini_tum(root: str | os.PathLike, *, n_frames: int = 12, width: int = 160, height: int = 120,
+                   seed: int = 0, names: tuple[str, ...] = ("rgbd_dataset_freiburg3_walking_xyz",)) -> list[str]:
+    """Raw TUM RGB-D sequences under ``root`` (``rgb.txt``, ``groundtruth.txt`` at 100 Hz, ``rgb/<stamp>.png`` at
+    30 Hz), as the release unpacks them: a camera moving on a slow arc around a scene of walking figures. Read by
+    ``load_benchmark("tum_50", root)`` (the first 50 associated frames, here all of them). Returns the names."""
+    from PIL import Image
+
+    from tasks.ops.sample import sample_frames
+
+    root = Path(root)
+    for k, name in enumerate(names):
+        folder = root / name
+        (folder / "rgb").mkdir(parents=True, exist_ok=True)
+        t0 = 1305031100.0 + 100 * k
+        rgb_lines = ["# color images", "# file: 'rgbd_dataset_freiburg3_walking_xyz.bag'", "# timestamp filename"]
+        for i, frame in enumerate(sample_frames(n_frames, width, height, seed=seed + k, people=2)):
+            stamp = f"{t0 + i / 30:.6f}"
+            Image.fromarray(frame).save(folder / "rgb" / f"{stamp}.png")
+            rgb_lines.append(f"{stamp} rgb/{stamp}.png")
+        gt_lines = ["# ground truth trajectory", "# file: 'rgbd_dataset_freiburg3_walking_xyz.bag'",
+                    "# timestamp tx ty tz qx qy qz qw"]
+        for j in range(int(n_frames / 30 * 100) + 5):  # 100 Hz, covering every image
+            t = j / 100
+            yaw = 0.3 * t
+            xyz = f"{0.8 * np.sin(yaw):.4f} {0.05 * t:.4f} {1.2 - 0.8 * np.cos(yaw):.4f}"
+            gt_lines.append(f"{t0 + t - 0.003:.4f} {xyz} 0.0000 {np.sin(yaw / 2):.4f} 0.0000 {np.cos(yaw / 2):.4f}")
+        (folder / "rgb.txt").write_text("\n".join(rgb_lines) + "\n")
+        (folder / "groundtruth.txt").write_text("\n".join(gt_lines) + "\n")
+    return list(names)

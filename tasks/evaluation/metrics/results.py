@@ -24,6 +24,7 @@ UNITS = {
     "ratio": "dimensionless ratio",
     "log": "natural-log units",
     "fraction": "fraction of pixels in [0, 1]",
+    "count": "a number of things (people, person-frames)",
 }
 
 
@@ -55,6 +56,11 @@ _SPECS = (
     MetricSpec("precision", "pct", "precision", "Precision"),
     MetricSpec("recall", "pct", "recall", "Recall"),
     MetricSpec("f1", "pct", "f1_score", "F1-Score"),
+    # detection counts of a sequence (the reference's counter): pooled P/R/F1 and the n_human weights come from them
+    MetricSpec("n_gt", "count", "count", ""),
+    MetricSpec("n_matched", "count", "n_human", ""),
+    MetricSpec("n_missed", "count", "miss", ""),
+    MetricSpec("n_false_pos", "count", "fp", ""),
     # camera poses (evo)
     MetricSpec("ate_m", "m", "ate", "ATE"),
     MetricSpec("rpe_trans_m", "m", "rpe_trans", "RPE trans"),
@@ -74,6 +80,7 @@ CAMCOORD_METRICS = ("pve", "pa_pve", "metric_pve", "mpjpe", "pa_mpjpe", "metric_
 WORLD_METRICS = ("w_mpjpe100", "wa_mpjpe100", "rte_pct", "rte_scaled_pct", "jitter", "foot_sliding")
 DETECTION_METRICS = ("precision", "recall", "f1")
 HUMAN_METRICS = CAMCOORD_METRICS + WORLD_METRICS + DETECTION_METRICS  # the reference's log-line order
+COUNT_METRICS = ("n_gt", "n_matched", "n_missed", "n_false_pos")  # a human sequence's counter, as rows
 CAMERA_METRICS = ("ate_m", "rpe_trans_m", "rpe_rot_deg")
 DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "log_rmse", "delta_1", "delta_1_25", "delta_1_25_2", "delta_1_25_3")
 BY_REF_KEY: dict[str, MetricSpec] = {s.ref_key: s for s in _SPECS}

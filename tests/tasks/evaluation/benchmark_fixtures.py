@@ -24,7 +24,7 @@ N_SMPL, N_SMPLX = 6890, 10475
 
 def smpl_arrays(seed: int) -> dict[str, np.ndarray]:
     """Random arrays with the names and shapes of a SMPL model (10 shape components, as v1.0.0 and smplx's npz;
-    ``posedirs`` (6890, 3, 207) is left out: nothing here reads it and it is 34 MB)."""
+    ``posedirs`` (6890, 3, 207) float32, small, as the evaluation poses the ground truth with it)."""
     rng = np.random.default_rng(seed)
     j_regressor = np.zeros((24, N_SMPL))
     for j in range(24):
@@ -37,6 +37,7 @@ def smpl_arrays(seed: int) -> dict[str, np.ndarray]:
         "weights": weights / weights.sum(1, keepdims=True),
         "kintree_table": np.stack([np.r_[2**32 - 1, np.arange(23) // 2], np.arange(24)]).astype(np.int64),
         "f": rng.integers(0, N_SMPL, (13776, 3)).astype(np.uint32),
+        "posedirs": (rng.standard_normal((N_SMPL, 3, 207), dtype=np.float32) * 1e-3),
     }
 
 
