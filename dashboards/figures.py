@@ -182,3 +182,20 @@ def scene_3d(points: dict[str, np.ndarray], people: list[dict], cam_to_world: np
         scene={"aspectmode": "data", "xaxis": {**axis, "title": {"text": "x"}}, "yaxis": {**axis, "title": {"text":
                "y (down)"}}, "zaxis": {**axis, "title": {"text": "z"}},
                "camera": {"up": {"x": 0, "y": -1, "z": 0}, "eye": {"x": 0.6, "y": -1.2, "z": -1.6}}})}
+
+
+# ---------------------------------------------------------------------------------------------------- models
+def sequence_bars(title: str, unit: str, by_model: dict[str, dict[str, float]]) -> dict:
+    """Grouped bars: one metric per sequence (x), one bar per model configuration (`by_model`: label ->
+    {sequence: value}); NaN values (evaluated, undefined) are left out."""
+    sequences = sorted({s for values in by_model.values() for s in values})
+    data = []
+    for i, (label, values) in enumerate(by_model.items()):
+        xs = [s for s in sequences if s in values and values[s] is not None and np.isfinite(values[s])]
+        data.append({"type": "bar", "name": label, "x": xs, "y": _r([values[s] for s in xs], 4),
+                     "marker": {"color": PALETTE[i % len(PALETTE)]}})
+    if not any(d["x"] for d in data):
+        return empty(title, "no finite value: every sequence was excluded (see the table)")
+    return {"data": data, "layout": _layout(title, barmode="group", height=320,
+                                            xaxis={"type": "category"},
+                                            yaxis={"title": {"text": unit}, "rangemode": "tozero"})}

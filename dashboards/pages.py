@@ -1,4 +1,5 @@
-"""The pages: Overview, Videos (paginated list), Video (plots and the frame scrubber), SQL; and their data endpoints.
+"""The pages: Overview, Videos (paginated list), Video (plots and the frame scrubber), Models (benchmark results), SQL;
+and their data endpoints.
 
 Each handler validates its parameters (ids are 16 hex chars, numbers are bounded), runs bounded queries
 (`dashboards.queries`), builds figures (`dashboards.figures`) and renders a template. Plain ``def`` handlers: FastAPI
@@ -153,6 +154,32 @@ def frame_image(request: Request, video_id: str, frame_idx: FrameIdx):
     except MediaError as err:
         raise HTTPException(404, f"source video not readable: {err}") from None
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+# ---------------------------------------------------------------------------------------------------- models
+@router.get("/models", response_class=HTMLResponse)
+def models(request: Request):
+    """Benchmark results: the paper's tables with the official figures, every evaluated configuration side by side,
+    and per-sequence plots of each evaluated benchmark's metrics."""
+    from storage.results import METRIC_UNITS, UNIT_LABELS, paper_tables, sequence_values
+
+    snap = request.app.state.snapshot
+    with snap.catalog():  # one snapshot for the whole page
+        live = queries.evaluations(snap)
+        configs = queries.evaluated_models(snap)
+        failed = queries.failed_sequences(snap)
+    tables = paper_tables(live)
+    plots = []
+    for table in tables:
+        for col in table.columns:
+            by_model = {key.label: values for key, values in
+                        sequence_values(live, col.benchmark, col.metric, col.alignment).items()}
+            if by_model:
+                unit = UNIT_LABELS.get(METRIC_UNITS.get(col.metric, ""), "") or "ratio"
+                plots.append({"id": f"fig-seq-{len(plots) + 1}", "column": col,
+                              "figure": figures.sequence_bars(f"{col.label} per sequence", unit,
+                                                              by_model)})
+    return _render(request, "models.html", tables=tables, configs=configs, failed=failed, plots=plots)
 
 
 # ---------------------------------------------------------------------------------------------------- SQL

@@ -224,3 +224,38 @@ class FramePeople:
 def frame_points(snap, video_id: str, frame_idx: int) -> list[dict]:
     return snap.rows(f"""SELECT {S.X_M}, {S.Y_M}, {S.Z_M}, {S.RED}, {S.GREEN}, {S.BLUE} FROM points
         WHERE {S.VIDEO_ID} = ? AND {S.FRAME_IDX} = ? LIMIT ?""", [video_id, frame_idx, FRAME_POINT_LIMIT])
+
+
+# ---------------------------------------------------------------------------------------------------- models
+EVALUATION_ROW_LIMIT = 200_000  # live evaluations rows the Models page reads (a full benchmark suite is ~10k)
+
+
+def evaluations(snap) -> pa.Table:
+    """The live ``evaluations`` rows (every model's benchmark results), bounded."""
+    return snap.arrow(f"""SELECT * FROM evaluations ORDER BY {S.MODEL_VERSION}, {S.BENCHMARK}, {S.SEQUENCE},
+        {S.METRIC} LIMIT {EVALUATION_ROW_LIMIT}""")
+
+
+def evaluated_models(snap) -> list[dict]:
+    """One row per evaluated configuration and benchmark: sequences ok / excluded / failed, frames, when."""
+    rows = snap.rows(f"""WITH seqs AS (
+            SELECT {S.MODEL_VERSION}, {S.PRESET}, {S.PRECISION}, {S.PROTOCOL}, {S.BENCHMARK}, {S.SEQUENCE},
+                   CASE WHEN bool_or({S.STATUS} = 'failed') THEN 'failed' WHEN bool_or({S.STATUS} = 'ok') THEN 'ok'
+                        ELSE 'excluded' END AS status, max({S.N_FRAMES}) AS frames, max({S.EVALUATED_AT}) AS last_at
+            FROM evaluations WHERE {S.SEQUENCE} IS NOT NULL GROUP BY ALL)
+        SELECT {S.MODEL_VERSION} AS model_version, {S.PRESET} AS preset, {S.PRECISION} AS precision,
+               {S.PROTOCOL} AS protocol, {S.BENCHMARK} AS benchmark, count(*) AS sequences,
+               count(*) FILTER (WHERE status = 'ok') AS ok, count(*) FILTER (WHERE status = 'excluded') AS excluded,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               coalesce(sum(frames) FILTER (WHERE status != 'failed'), 0)::BIGINT AS frames, max(last_at) AS last
+        FROM seqs GROUP BY ALL ORDER BY model_version, precision, benchmark, protocol LIMIT 500""")
+    for r in rows:
+        r["kind"] = model_kind(r["model_version"])
+    return rows
+
+
+def failed_sequences(snap) -> list[dict]:
+    """Sequences whose live evaluation failed, with the reason (evaluated again by the next run)."""
+    return snap.rows(f"""SELECT {S.MODEL_VERSION}, {S.PRECISION}, {S.PROTOCOL}, {S.BENCHMARK}, {S.SEQUENCE},
+        {S.ERROR_TYPE}, {S.MESSAGE}, {S.EVALUATED_AT} FROM evaluations WHERE {S.STATUS} = 'failed'
+        ORDER BY {S.EVALUATED_AT} DESC LIMIT 100""")

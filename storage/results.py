@@ -138,15 +138,16 @@ class Cell:
     partial: str | None = None  # the average covers part of the benchmark: which part
     n_sequences: int | None = None
 
-    def text(self, metric: str) -> str:
+    def text(self, metric: str, signed: bool = False) -> str:
+        """The value as the tables show it (the metric's digits; `signed`: a + before a positive difference)."""
         if self.value is None:
             return "—"
         if math.isnan(self.value):
             return "n/a"
         digits = DIGITS.get(self.unit or METRIC_UNITS.get(metric, ""), 2)
-        text = f"{self.value:.{digits}f}".removeprefix("-") if round(self.value, digits) == 0 else \
-            f"{self.value:.{digits}f}"
-        return text + ("*" if self.partial else "")
+        rounded = round(self.value, digits)
+        text = f"{abs(rounded) if rounded == 0 else rounded:.{digits}f}"
+        return ("+" if signed and rounded > 0 else "") + text + ("*" if self.partial else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,8 +253,8 @@ def to_markdown(tables: Iterable[ResultTable], *, title: str = "Benchmark result
                   "|---|" + "---:|" * len(t.columns)]
         for r in t.rows:
             label = f"**{r.label}**" if r.kind == "model" else (f"*{r.label}*" if r.kind == "difference" else r.label)
-            texts = [("+" if r.kind == "difference" and c.value is not None and c.value > 0 else "")
-                     + c.text(col.metric) for c, col in zip(r.cells, t.columns, strict=True)]
+            texts = [c.text(col.metric, signed=r.kind == "difference") for c, col in zip(r.cells, t.columns,
+                                                                                          strict=True)]
             lines.append(f"| {label} | " + " | ".join(texts) + " |")
         lines.append("")
         lines += [*t.notes, *([""] if t.notes else [])]

@@ -170,3 +170,42 @@ def write_synthetic_dataset(
         if progress is not None:
             progress(i + 1)
     return ids
+
+
+def synth_evaluation(*, model_version: str = "human3r-896L-0123456789abcdef", precision: str = "float32",
+                     protocol: str = "reference", benchmark: str = "emdb2", sequences: tuple[str, ...] = (
+                         "P0/09_outdoor_walk", "P7/57_outdoor_rock_chair"),
+                     metrics: dict[str, tuple[str, float]] | None = None, seed: int = 0,
+                     run_id: str | None = None, evaluated_at: dt.datetime | None = None, status: str = "ok",
+                     params_hash: str = "0" * 16, with_average: bool = True) -> dict[str, list]:
+    """Plausible ``evaluations`` rows (columns -> lists): per sequence and metric (around the given `metrics`:
+    name -> (unit, typical value)), and the average (sequence null, the plain mean) unless `with_average`. One run id
+    and time for all rows (one evaluation run); `status` 'failed' gives one failed row per sequence instead."""
+    rng = np.random.default_rng(seed)
+    metrics = metrics or {"pa_mpjpe": ("mm", 50.0), "mpjpe": ("mm", 80.0), "pve": ("mm", 95.0),
+                          "wa_mpjpe100": ("mm", 120.0), "w_mpjpe100": ("mm", 280.0), "rte_pct": ("pct", 2.3)}
+    run_id = run_id or S.new_run_id()
+    at = evaluated_at or dt.datetime.now(dt.UTC)
+    rows: list[dict] = []
+    base = {S.RUN_ID: run_id, S.MODEL_VERSION: model_version, S.CHECKPOINT_SHA256: None,
+            S.PRESET: model_version.split("-")[1] if model_version.count("-") >= 2 else "custom",
+            S.PRECISION: precision, S.PARAMS_JSON: "{}", S.PARAMS_HASH: params_hash, S.PROTOCOL: protocol,
+            S.BENCHMARK: benchmark, S.ALIGNMENT: None, S.ERROR_TYPE: None, S.MESSAGE: None, S.N_SEQUENCES: None,
+            S.SECONDS: 1.0, S.DATA_ROOT: "/data/synthetic", S.HOST: "synthetic", S.EVALUATED_AT: at}
+    per_metric: dict[str, list[float]] = {m: [] for m in metrics}
+    for name in sequences:
+        if status == "failed":
+            rows.append({**base, S.SEQUENCE: name, S.METRIC: None, S.VALUE: None, S.COUNT: None, S.UNIT: None,
+                         S.STATUS: "failed", S.ERROR_TYPE: "FrameReadError", S.MESSAGE: "cannot read frame 3",
+                         S.N_FRAMES: None})
+            continue
+        for metric, (unit, typical) in metrics.items():
+            value = float(typical * rng.uniform(0.8, 1.2))
+            per_metric[metric].append(value)
+            rows.append({**base, S.SEQUENCE: name, S.METRIC: metric, S.VALUE: value, S.COUNT: 100, S.UNIT: unit,
+                         S.STATUS: status, S.N_FRAMES: 100})
+    if with_average and status != "failed":
+        rows += [{**base, S.SEQUENCE: None, S.METRIC: m, S.VALUE: float(np.mean(v)), S.COUNT: 100 * len(v),
+                  S.UNIT: metrics[m][0], S.STATUS: "ok", S.N_FRAMES: 100 * len(v), S.N_SEQUENCES: len(v)}
+                 for m, v in per_metric.items()]
+    return {c: [r[c] for r in rows] for c in S.EVALUATIONS.column_names}

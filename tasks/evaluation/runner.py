@@ -121,7 +121,8 @@ def check_inputs(bp: BenchmarkProtocol, identity: EvalIdentity, options: EvalOpt
 def plan_evaluation(benchmark: str, data: str, root: Root, identity: EvalIdentity, options: EvalOptions, *,
                     force: bool = False) -> EvalPlan:
     """What is left to evaluate of `benchmark` (read from `data`) for `identity` under `options.protocols`."""
-    loaded = {p: load_benchmark(benchmark, data, protocol=p) for p in options.protocols}
+    loaded = {p: load_benchmark(benchmark, data, protocol=p, **_loader_options(benchmark, options))
+              for p in options.protocols}
     names: list[str] = []
     for bench in loaded.values():
         names += [s.name for s in bench.sequences if s.name not in names]
@@ -145,6 +146,23 @@ def plan_evaluation(benchmark: str, data: str, root: Root, identity: EvalIdentit
     missing = tuple(dict.fromkeys(m for b in loaded.values() for m in b.missing))
     return EvalPlan(benchmark, str(data), identity, options.protocols, tuple(names), tuple(pending), tuple(done),
                     missing)
+
+
+def _loader_options(benchmark: str, options: EvalOptions) -> dict:
+    """3DPW without its annotation file: built in memory from the sequence files with the SMPL models' rest pelvis
+    (as the reference's prepare_3dpw.py), when the SMPL files are given."""
+    if benchmark != "3dpw" or not options.smpl_files:
+        return {}
+    models: dict = {}
+
+    def pelvis_rest(gender, betas):
+        if not models:
+            from tasks.evaluation.benchmarks.smpl_files import load_smpl_models
+
+            models.update(load_smpl_models(options.smpl_files))
+        return models[gender].rest_pelvis(betas)
+
+    return {"pelvis_rest": pelvis_rest}
 
 
 def _has(bench, name: str) -> bool:

@@ -1,6 +1,6 @@
 """The dashboard tests' dataset: synthetic videos, one real video reconstructed with untrained weights, one failure,
-and track-quality rows for one video (made once per session; tests only read it, except the refresh test, which
-writes into a copy)."""
+track-quality rows for one video, and benchmark results of two models (made once per session; tests only read it,
+except the refresh test, which writes into a copy)."""
 
 from __future__ import annotations
 
@@ -78,5 +78,24 @@ def dash_dataset(tmp_path_factory, human3r_cli):
     quality_video = ids[0]
     if "track_quality" in S.TABLES:
         write_quality_rows(root, quality_video)
+    write_evaluations(root)
     return {"root": root, "synthetic": ids, "real": real, "video_path": video, "bad_path": str(bad),
             "quality_video": quality_video, "spec": SPEC}
+
+
+def write_evaluations(root) -> None:
+    """Benchmark results: 896L float32 under both protocols (EMDB-2, and TUM), 672S bfloat16 (EMDB-2), and a
+    sequence of 3DPW that failed."""
+    from storage.synthetic import synth_evaluation
+    from storage.writer import write_rows
+
+    tum = {"ate_m": ("m", 0.05), "rpe_trans_m": ("m", 0.01), "rpe_rot_deg": ("deg", 0.5)}
+    batches = [
+        dict(seed=1, protocol="reference"), dict(seed=2, protocol="corrected"),
+        dict(seed=3, model_version="human3r-672S-fedcba9876543210", precision="bfloat16"),
+        dict(seed=4, benchmark="tum", metrics=tum, sequences=("walking_xyz", "sitting_static", "walking_rpy")),
+        dict(seed=5, benchmark="3dpw", status="failed", sequences=("downtown_walking_00",)),
+    ]
+    for kw in batches:
+        rows = synth_evaluation(**kw)
+        write_rows(open_root(root), S.EVALUATIONS.name, rows, txn=rows[S.RUN_ID][0])

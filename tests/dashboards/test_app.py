@@ -3,7 +3,8 @@ goes through every page. Numbers on the pages are checked against DuckDB, plots 
 run, and hostile inputs are refused.
 
 Screenshots of every page are written to build/screenshots/dashboard/ (or $HUMAN3R_SCREENSHOTS) for a person to
-look at: overview.png, videos.png, video_synthetic.png, video_real.png, sql.png, sql_refused.png, error.png.
+look at: overview.png, videos.png, video_synthetic.png, video_real.png, models.png, sql.png, sql_refused.png,
+error.png.
 """
 
 from __future__ import annotations
@@ -241,6 +242,53 @@ def test_real_video_shows_its_decoded_frame(page, dash_dataset):
     canvas_is_not_blank(page, "#fig-scene")
     assert page.locator("#quality-none").count() == 1  # no track-quality rows (or table) for this video
     page.screenshot(path=SHOTS / "video_real.png", full_page=True)
+
+
+def test_models_page_tables_configurations_and_per_sequence_plots(page, dash_dataset):
+    root = dash_dataset["root"]
+    page.goto("/models")
+    page.wait_for_function(DRAWN)
+    tables = {page.get_attribute(f"#{t}", "data-title"): t for t in page.locator("table.results").evaluate_all(
+        "ts => ts.map(t => t.id)")}
+    assert list(tables) == ["Local human mesh recovery", "Global human motion", "Camera pose"]
+    glob = page.locator(f"#{tables['Global human motion']}")
+    heads = glob.locator("thead th").evaluate_all(
+        "hs => hs.slice(1).map(h => [h.dataset.benchmark, h.dataset.metric])")
+    averages = query(root, "SELECT model_version, precision, protocol, benchmark, metric, value FROM evaluations "
+                           "WHERE sequence IS NULL")
+    want = {(f"{a['model_version']} · {a['precision']} · {a['protocol']}", a["benchmark"], a["metric"]): a["value"]
+            for a in averages}
+    labels = glob.locator("tbody tr").evaluate_all("rs => rs.map(r => [r.className, r.dataset.label])")
+    assert [lab for cls, lab in labels if cls == "row-official"][3] == "official ViT-L/896"
+    models = [lab for cls, lab in labels if cls == "row-model"]
+    assert models == ["human3r-672S-fedcba9876543210 · bfloat16 · reference",
+                      "human3r-896L-0123456789abcdef · float32 · corrected",
+                      "human3r-896L-0123456789abcdef · float32 · reference"]
+    for label in models:  # every cell is the stored average (or not evaluated)
+        cells = glob.locator(f"tbody tr[data-label='{label}'] td.n").evaluate_all("cs => cs.map(c => c.dataset.value)")
+        for (bench, metric), shown in zip(heads, cells, strict=True):
+            expected = want.get((label, bench, metric))
+            assert (shown == "") if expected is None else float(shown) == pytest.approx(expected), (label, metric)
+    diff = glob.locator("tbody tr.row-difference")
+    assert diff.count() == 1 and "corrected − reference" in diff.inner_text()
+    assert "267.9" in glob.inner_text()  # the official W-MPJPE beside them
+
+    configs = page.locator("#configs tbody tr")
+    assert configs.count() == len(query(root, "SELECT DISTINCT model_version, precision, protocol, benchmark FROM "
+                                              "evaluations"))
+    assert "cannot read frame 3" in page.inner_text("#failed-sequences")
+    ids = page.locator(".plot[data-figure]").evaluate_all(
+        "ps => ps.map(p => [p.id, p.dataset.benchmark, p.dataset.metric])")
+    plot = next(i for i, b, m in ids if (b, m) == ("emdb2", "w_mpjpe100"))
+    traces = {t["name"]: t for t in figure(page, plot)}
+    seqs = query(root, "SELECT model_version, precision, protocol, sequence, value FROM evaluations WHERE "
+                       "benchmark = 'emdb2' AND metric = 'w_mpjpe100' AND sequence IS NOT NULL")
+    assert len(traces) == 3 and sum(len(t["x"]) for t in traces.values()) == len(seqs)
+    for s in seqs:
+        t = traces[f"{s['model_version']} · {s['precision']} · {s['protocol']}"]
+        assert t["y"][t["x"].index(s["sequence"])] == pytest.approx(s["value"], abs=1e-4)
+    assert_drawn(page, plot)
+    page.screenshot(path=SHOTS / "models.png", full_page=True)
 
 
 def test_sql_page_runs_queries_recipes_and_csv(page, dash_dataset):
