@@ -46,9 +46,10 @@ def reconstruct(videos: tuple[str, ...], root: str, model: ModelOptions, options
     \b
     Every video is probed first (header, content hash, a frame size the network can process), and the model is
     loaded only if there is something to do. Each video is streamed (constant memory), written atomically, and
-    skipped on a re-run with the same model and parameters (--force redoes it). A video that cannot be used
-    becomes a row in the failures table with a one-line reason and the others go on; the exit code is 1 if any
-    video failed. $HUMAN3R_CHECKPOINT and $HUMAN3R_BODY_MODEL are used when --checkpoint auto / no --body-model.
+    skipped on a re-run with the same weights, precision, body model and row-changing options (--force redoes
+    it; --max-side never re-runs a video). A video that cannot be used becomes a row in the failures table with a
+    one-line reason and the others go on; the exit code is 1 if any video failed. $HUMAN3R_CHECKPOINT and
+    $HUMAN3R_BODY_MODEL are used when --checkpoint auto / no --body-model.
     Example:
       human3r reconstruct clips/*.mp4 --out data/archive --checkpoint human3r_896L.pth --stride 2
     """
