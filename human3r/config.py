@@ -38,7 +38,7 @@ class EncoderConfig:
     mlp_ratio: float = 4.0  # MLP hidden = mlp_ratio * embed_dim
     rope_base: float = 100.0  # RoPE2D frequency base ("RoPE100")
     rope_fp16: bool = True  # round q/k to float16 around the rotation, as the reference curope kernel does
-    ray_depth: int = 2  # blocks of the (unused at inference) ray-map encoder; kept so checkpoint keys match
+    ray_depth: int = 2  # blocks of the ray-map encoder (training views with ray maps; never run at inference)
     ray_num_heads: int = 16  # heads of the ray-map encoder blocks (hard-coded 16 in the reference)
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from human3r.config import DecoderConfig, EncoderConfig
-from human3r.layers import LN_EPS, DecoderBlock, Rope
+from human3r.layers import LN_EPS, DecoderBlock, Rope, maybe_checkpoint
 from human3r.tracking import TrackState
 
 
@@ -101,6 +101,7 @@ class RecurrentDecoder(nn.Module):
             [DecoderBlock(d, cfg.state_num_heads, cfg.mlp_ratio, "fp32") for _ in range(cfg.depth)]
         )
         self.dec_norm_state = nn.LayerNorm(d, eps=LN_EPS)
+        self.checkpointing = False  # recompute each block in the backward pass (training memory; same numbers)
 
     def initial_state(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Learned, image-independent start values: (state (1, S, D), pose memory (1, M, 2D))."""
@@ -141,9 +142,11 @@ class RecurrentDecoder(nn.Module):
             img_mask = torch.cat([prompt_mask.new_ones(b, 1 + n_img), prompt_mask], dim=1)
         layers = [enc_tokens]
         logit_sum = None
+        ckpt = self.checkpointing
         for blk_img, blk_state in zip(self.dec_blocks, self.dec_blocks_state, strict=True):
-            new_state, logits = blk_state(state, img, state_pos, pos, gate_logits=gate, y_mask=img_mask)
-            img, _ = blk_img(img, state, pos, state_pos, x_mask=img_mask)
+            new_state, logits = maybe_checkpoint(ckpt, blk_state, state, img, state_pos, pos, gate_logits=gate,
+                                                 y_mask=img_mask)
+            img, _ = maybe_checkpoint(ckpt, blk_img, img, state, pos, state_pos, x_mask=img_mask)
             state = new_state
             layers.append(img)
             if logits is not None:

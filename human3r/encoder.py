@@ -1,7 +1,9 @@
 """CUT3R image encoder: conv patch embedding, ViT blocks with (float16-rounded) RoPE2D, final LayerNorm.
 
-Also holds the ray-map encoder that the reference builds but never runs at inference (`patch_embed_ray_map`,
-`enc_blocks_ray_map`, `enc_norm_ray_map`); it exists only so checkpoints load strictly.
+Also holds the ray-map encoder (`patch_embed_ray_map`, `enc_blocks_ray_map`, `enc_norm_ray_map`): training views may
+carry ground-truth ray maps (origins and directions per pixel) whose tokens are added to the image tokens. Inference
+never runs it. Its blocks rotate q and k with float32 RoPE (they are dust3r blocks in the reference), unlike the
+image blocks' float16 rounding.
 Attribute names are the reference state-dict names (the model flattens this module's prefix away).
 """
 
@@ -26,10 +28,10 @@ class ImageEncoder(nn.Module):
             [Block(cfg.embed_dim, cfg.num_heads, cfg.mlp_ratio, rope) for _ in range(cfg.depth)]
         )
         self.enc_norm = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
-        # Unused at inference (ray-map input branch); kept for state-dict parity.
+        # The ray-map input branch (training only).
         self.patch_embed_ray_map = PatchEmbed(6, cfg.embed_dim, cfg.patch_size)
         self.enc_blocks_ray_map = nn.ModuleList(
-            [Block(cfg.embed_dim, cfg.ray_num_heads, cfg.mlp_ratio, rope) for _ in range(cfg.ray_depth)]
+            [Block(cfg.embed_dim, cfg.ray_num_heads, cfg.mlp_ratio, "fp32") for _ in range(cfg.ray_depth)]
         )
         self.enc_norm_ray_map = nn.LayerNorm(cfg.embed_dim, eps=LN_EPS)
 
@@ -40,3 +42,12 @@ class ImageEncoder(nn.Module):
         for blk in self.enc_blocks:
             x = blk(x, rope)
         return self.enc_norm(x), pos
+
+    def encode_rays(self, ray_map: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 6) ray origins and unit directions -> (B, N, C) ray-map tokens (to add to the image tokens)."""
+        x, pos = self.patch_embed_ray_map(ray_map.permute(0, 3, 1, 2))
+        x = x.float()
+        rope = Rope(pos, self.cfg.rope_base)
+        for blk in self.enc_blocks_ray_map:
+            x = blk(x, rope)
+        return self.enc_norm_ray_map(x)

@@ -19,3 +19,7 @@ class InputShapeError(Human3RError, ValueError):
 
 class BodyModelError(Human3RError):
     """The SMPL-X body model file is missing or malformed."""
+
+
+class NonFiniteLossError(Human3RError):
+    """A training step's loss is NaN or infinite; the message names the terms that are."""

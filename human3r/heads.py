@@ -17,7 +17,7 @@ from torch import nn
 
 from human3r.config import DecoderConfig, DinoConfig, EncoderConfig, HeadsConfig
 from human3r.geometry import rot6d_to_rotmat
-from human3r.layers import LayeredMlp, Mlp, ModulatedBlock, Rope
+from human3r.layers import LayeredMlp, Mlp, ModulatedBlock, Rope, maybe_checkpoint
 from human3r.outputs import Detections, SceneOutput, SmplParams
 from human3r.precision import float32_island
 
@@ -180,6 +180,7 @@ class Human3RHead(nn.Module):
         super().__init__()
         self.cfg, self.dino_cfg = cfg, dino
         self.rope_base = enc.rope_base
+        self.checkpointing = False  # recompute each DPT head in the backward pass (training memory; same numbers)
         ed, dd, bd, p = enc.embed_dim, dec.embed_dim, dino.embed_dim, enc.patch_size
         dims = (ed, dd, dd, dd)
         self.dpt_self = DPTHead(dims, cfg, 4, p)
@@ -223,6 +224,32 @@ class Human3RHead(nn.Module):
             loc = (torch.stack([cols, rows], dim=1) + 0.5 + self.mlp_offset(tokens)) * p
         return Detections(logits, scores, batch, rows, cols, loc, tokens)
 
+    def detect_at(self, dino_tokens: torch.Tensor, mask: torch.Tensor, uv: torch.Tensor,
+                  empty_token: torch.Tensor) -> Detections:
+        """Teacher forcing: the people are given, one per slot. dino_tokens (B, G*G, C); mask (B, N) bool; uv
+        (B, N, 2) (row, col) grid cells; empty_token (1, C), the learned padding token of empty slots.
+
+        Returns every slot in (stream, slot) order (n = B * N): the DINOv2 token of its cell (the padding token
+        when empty) and the keypoint `loc` refined by the offset head (0 when empty); `scores` are the squashed
+        classifier scores without NMS (the detection loss reads them).
+        """
+        g, p = self.dino_cfg.grid, self.dino_cfg.patch_size
+        b, n = mask.shape
+        with float32_island(dino_tokens.device.type):
+            dino_tokens = dino_tokens.float()
+            logits = self.mlp_classif(dino_tokens)
+            scores = squash_score(logits).transpose(1, 2).reshape(-1, g, g, 1)  # (B, G, G, 1)
+            kept = mask.reshape(-1)
+            batch = torch.arange(b, device=mask.device).repeat_interleave(n)
+            rows = torch.where(kept, uv[..., 0].reshape(-1).long(), 0)
+            cols = torch.where(kept, uv[..., 1].reshape(-1).long(), 0)
+            grid = dino_tokens.reshape(-1, g, g, dino_tokens.shape[-1])
+            tokens = torch.where(kept[:, None], grid[batch, rows, cols], empty_token.to(dino_tokens.dtype))
+            loc = dino_tokens.new_zeros(b * n, 2)
+            at = torch.stack([cols[kept], rows[kept]], dim=1)
+            loc[kept] = (at + 0.5 + self.mlp_offset(tokens[kept])) * p
+        return Detections(logits, scores, batch, rows, cols, loc, tokens)
+
     def segment(self, dino_tokens: torch.Tensor) -> torch.Tensor:
         """(B, G*G, C) -> (B, R, R, 1) float32 human mask probability in padded human-branch pixels."""
         g, p = self.dino_cfg.grid, self.dino_cfg.patch_size
@@ -231,8 +258,9 @@ class Human3RHead(nn.Module):
         return m.permute(0, 2, 3, 1)
 
     def fuse(self, dino_tokens: torch.Tensor, enc_tokens: torch.Tensor) -> torch.Tensor:
-        """(1, n, Cd), (1, n, Ce) -> (1, n, D) human prompt tokens."""
-        return self.mlp_fuse(torch.cat([dino_tokens, enc_tokens.to(dino_tokens.dtype)], dim=-1))
+        """(1, n, Cd), (1, n, Ce) -> (1, n, D) human prompt tokens. The inputs are detached: in training only
+        `mlp_fuse` learns here (the padding tokens of empty slots are not trained through this path)."""
+        return self.mlp_fuse(torch.cat([dino_tokens.detach(), enc_tokens.detach().to(dino_tokens.dtype)], dim=-1))
 
     def smpl(self, human_tokens: torch.Tensor, dino_tokens: torch.Tensor) -> SmplParams:
         """human_tokens (1, n, D) final decoder tokens, dino_tokens (1, n, Cd) -> SMPL-X parameters (float32)."""
@@ -260,17 +288,19 @@ class Human3RHead(nn.Module):
         pose_tok, tokens = hooks[3][:, 0], hooks[3][:, 1:]
         with float32_island(pose_tok.device.type):
             camera_pose = camera_pose_from_raw(self.pose_head(pose_tok.float()))
-        self_out = self.dpt_self(hooks[:3] + [tokens], height, width)
+        ckpt = self.checkpointing
+        self_out = maybe_checkpoint(ckpt, self.dpt_self, hooks[:3] + [tokens], height, width)
         pts3d_world = conf_world = colour = None
         if world:
             rope = Rope(pos, self.rope_base)
             world_tokens = tokens
             for blk in self.final_transform:
                 world_tokens = blk(world_tokens, pose_tok, rope)
-            cross_out = self.dpt_cross(hooks[:3] + [world_tokens], height, width)
+            cross_out = maybe_checkpoint(ckpt, self.dpt_cross, hooks[:3] + [world_tokens], height, width)
             pts3d_world, conf_world = exp_points(cross_out[..., :3]), exp_conf(cross_out[..., 3])
         if rgb and self.cfg.rgb_head:
-            colour = (squash_score(self.dpt_rgb(hooks[:3] + [tokens], height, width)) - 0.5) * 2
+            raw = maybe_checkpoint(ckpt, self.dpt_rgb, hooks[:3] + [tokens], height, width)
+            colour = (squash_score(raw) - 0.5) * 2
         return SceneOutput(
             pts3d_self=exp_points(self_out[..., :3]),
             conf_self=exp_conf(self_out[..., 3]),

@@ -86,6 +86,16 @@ class Rope:
         return apply_rope(x, *self._tables[d], fp16=fp16)
 
 
+def maybe_checkpoint(enabled: bool, fn, *args, **kwargs):
+    """`fn(*args, **kwargs)`, recomputed in the backward pass instead of keeping its activations when `enabled`
+    and autograd is recording (gradient checkpointing, non-reentrant: the same numbers, less memory)."""
+    if enabled and torch.is_grad_enabled():
+        from torch.utils.checkpoint import checkpoint
+
+        return checkpoint(fn, *args, use_reentrant=False, **kwargs)
+    return fn(*args, **kwargs)
+
+
 def _attn_mask(key_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, Nk) bool, True = a real key -> SDPA mask (B, 1, 1, Nk), or None when every key is real."""
     return None if key_mask is None else key_mask[:, None, None, :]

@@ -9,6 +9,11 @@ stream's attention logits (skipped on the first frame of a segment, per video). 
 Batched videos may hold different numbers of people: their prompt tokens are padded to the largest count and the
 padding is masked out of every attention and of the TTT3R gate, so each video's results are its own.
 
+Training runs the same step with `prompts=TeacherPrompts(...)` (ground-truth head cells choose the people, every
+slot of every stream becomes a prompt, empty ones from the learned padding tokens, no tracking) and, when a batch
+has ray maps, `frame.ray_mask` (`human3r.training.forward` loops this over the views of a training sample).
+Frozen parts (encoders whose parameters do not require gradients) run without building a graph.
+
 `state_dict()` uses the module's own names (`encoder.enc_blocks.0...`, `decoder.dec_blocks_state.3...`).
 Checkpoint files use the reference names (no `encoder.` / `decoder.` prefix); `human3r.weights` maps between
 the two when it loads or saves weights (`human3r.weights.keys`).
@@ -16,6 +21,7 @@ the two when it loads or saves weights (`human3r.weights.keys`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Sequence
 
 import torch
@@ -36,7 +42,7 @@ from human3r.precision import (
     float32_island,
     resolve_precision,
 )
-from human3r.preprocess import Frame
+from human3r.preprocess import Frame, TeacherPrompts
 from human3r.tracking import TrackState, assign_track_ids
 
 
@@ -48,6 +54,12 @@ def _per_stream(flat: torch.Tensor, batch: torch.Tensor, counts: list[int], slot
     out = flat.new_zeros(b, width, *flat.shape[1:])
     out[batch, slot] = flat
     return out
+
+
+def _graph_if_trained(*modules: nn.Module):
+    """No autograd graph inside when none of `modules`' parameters is trained (frozen encoders)."""
+    trained = any(p.requires_grad for m in modules for p in m.parameters())
+    return contextlib.nullcontext() if trained else torch.no_grad()
 
 
 class Human3R(nn.Module):
@@ -67,7 +79,8 @@ class Human3R(nn.Module):
         self.decoder = RecurrentDecoder(cfg.encoder, cfg.decoder)
         self.backbone = DinoBackbone(cfg.dino)
         self.downstream_head = Human3RHead(cfg.encoder, cfg.decoder, cfg.dino, cfg.heads)
-        # Training-time padding tokens of the reference; never read at inference.
+        # Training-time padding tokens: masked_ray_map_token (views without a ray map in a batch that has some),
+        # masked_smpl_token / mhmr_masked_smpl_token (empty teacher-forced slots); never read at inference.
         self.masked_img_token = nn.Parameter(torch.zeros(1, e))
         self.masked_ray_map_token = nn.Parameter(torch.zeros(1, e))
         self.masked_smpl_token = nn.Parameter(torch.zeros(1, e))
@@ -103,14 +116,25 @@ class Human3R(nn.Module):
         fresh = self.initial_state()
         return State(state=fresh.state, mem=fresh.mem, fresh=True, tracks=state.tracks)
 
+    def set_gradient_checkpointing(self, enabled: bool = True) -> Human3R:
+        """Recompute the decoder blocks and the DPT heads in the backward pass instead of keeping their
+        activations (training memory; the numbers are the same). Returns the model."""
+        self.decoder.checkpointing = enabled
+        self.downstream_head.checkpointing = enabled
+        return self
+
     def forward(self, frame: Frame, state: State | Sequence[State], *, ttt3r: bool = False,
-                outputs: Collection[str] = OPTIONAL_OUTPUTS
+                outputs: Collection[str] = OPTIONAL_OUTPUTS, prompts: TeacherPrompts | None = None
                 ) -> tuple[FrameOutput, State] | tuple[list[FrameOutput], list[State]]:
         """One streaming step. frame.img (B, 3, H, W), frame.img_mhmr (B, 3, R, R); state: a `State` (B = 1), or
         a list of B states, one per video (then the outputs and new states are lists too).
 
         outputs: the optional outputs to compute (`human3r.outputs.OPTIONAL_OUTPUTS`: 'pts3d_world', 'rgb',
         'human_mask'); the heads of the others do not run and their fields are None. The rest is identical.
+
+        prompts: teacher forcing (training). The detector does not choose the people: each stream's N slots are its
+        `humans` in slot order (empty slots included, their `loc` 0), `det_scores` are the classifier's scores
+        without NMS, track ids are the slot numbers and the tracker is left as it was.
 
         Intermediates (encoder blocks, DINOv2 tokens, decoder layers, gate) are observable with forward hooks on the
         submodules; `human3r.parity.Recorder` collects the ones the parity pack compares.
@@ -120,28 +144,52 @@ class Human3R(nn.Module):
         if frame.img.shape[0] != len(states) or frame.img_mhmr.shape[0] != len(states):
             raise InputShapeError(f"a batch of {frame.img.shape[0]} frames needs as many states, got {len(states)}; "
                                   "pass one State per video")
+        if prompts is not None and prompts.mask.shape[0] != len(states):
+            raise InputShapeError(f"teacher prompts for {prompts.mask.shape[0]} streams, frames for {len(states)}")
         with compute_context(frame.img.device.type, self.compute_dtype):
-            outs, new_states = self._step(frame, states, ttt3r, check_outputs(outputs))
+            outs, new_states = self._step(frame, states, ttt3r, check_outputs(outputs), prompts)
         return (outs, new_states) if batched else (outs[0], new_states[0])
 
-    def _step(self, frame: Frame, states: list[State], ttt3r: bool, outputs: frozenset[str]
-              ) -> tuple[list[FrameOutput], list[State]]:
+    def _encode(self, frame: Frame) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Image tokens (B, N, Ce) (plus ray-map or padding tokens when `frame.ray_mask` is set), their (B, N, 2)
+        positions, and the DINOv2 tokens (B, G*G, Cd)."""
+        with _graph_if_trained(self.encoder):
+            enc_tokens, enc_pos = self.encoder(frame.img)
+            if frame.ray_mask is not None:
+                rays = self.masked_ray_map_token.to(enc_tokens.dtype).expand_as(enc_tokens).clone()
+                if bool(frame.ray_mask.any()):
+                    rays[frame.ray_mask] = self.encoder.encode_rays(frame.ray_map[frame.ray_mask]).to(rays.dtype)
+                enc_tokens = enc_tokens + rays
+        with _graph_if_trained(self.backbone):
+            dino_tokens = self.backbone(frame.img_mhmr)
+        return enc_tokens, enc_pos, dino_tokens
+
+    def _step(self, frame: Frame, states: list[State], ttt3r: bool, outputs: frozenset[str],
+              teacher: TeacherPrompts | None) -> tuple[list[FrameOutput], list[State]]:
         cfg, head = self.cfg, self.downstream_head
         img = frame.img
         b, height, width = img.shape[0], int(img.shape[-2]), int(img.shape[-1])
         p = cfg.encoder.patch_size
 
         # 1. encoders
-        enc_tokens, enc_pos = self.encoder(img)
-        dino_tokens = self.backbone(frame.img_mhmr)
+        enc_tokens, enc_pos, dino_tokens = self._encode(frame)
 
-        # 2. humans: detection, mask, prompt tokens at the host CUT3R patches (n people over all videos)
-        det = head.detect(dino_tokens)
+        # 2. humans: detected (or teacher-forced) people, mask, prompt tokens at the host CUT3R patches (n people
+        #    over all videos)
+        if teacher is None:
+            det = head.detect(dino_tokens)
+        else:
+            det = head.detect_at(dino_tokens, teacher.mask, teacher.uv, self.mhmr_masked_smpl_token)
         mask = head.segment(dino_tokens) if "human_mask" in outputs and cfg.heads.msk_head else None
         rows, cols = host_patches(det.loc, cfg.dino.image_res, height, width, p)
         grid_tok = enc_tokens.reshape(b, height // p, width // p, -1)
         grid_pos = enc_pos.reshape(b, height // p, width // p, 2)
-        prompts = head.fuse(det.tokens[None], grid_tok[det.batch, rows, cols][None])[0]  # (n, D)
+        host_tok = grid_tok[det.batch, rows, cols]
+        if teacher is not None:  # empty slots: the padding token at position (0, 0)
+            kept = teacher.mask.reshape(-1)
+            rows, cols = torch.where(kept, rows, 0), torch.where(kept, cols, 0)
+            host_tok = torch.where(kept[:, None], host_tok, self.masked_smpl_token.to(host_tok.dtype))
+        prompts = head.fuse(det.tokens[None], host_tok[None])[0]  # (n, D)
         counts = torch.bincount(det.batch, minlength=b).tolist()
         starts = [sum(counts[:i]) for i in range(b)]
         slot = torch.arange(det.batch.shape[0], device=img.device) - torch.tensor(starts, device=img.device)[det.batch]
@@ -180,7 +228,10 @@ class Human3R(nn.Module):
                 people = slice(starts[i], starts[i] + counts[i])
                 if counts[i]:
                     tokens = human_tokens[people][None]
-                    ids, tracks = assign_track_ids(tokens, states[i].tracks, cfg.tracker)
+                    if teacher is None:
+                        ids, tracks = assign_track_ids(tokens, states[i].tracks, cfg.tracker)
+                    else:
+                        ids, tracks = torch.arange(counts[i], device=img.device)[None], states[i].tracks
                     humans = Humans(det.loc[people][None], score[people][None], smpl.rotmat[:, people],
                                     smpl.betas[:, people], smpl.expression[:, people], smpl.transl[:, people], ids,
                                     tokens, prompts[people][None].float(), prompt_pos[people][None])

@@ -115,12 +115,13 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> tor
     return choice
 
 
-def cast_for_precision(model: nn.Module, dtype: torch.dtype) -> nn.Module:
-    """Store the weights of every Linear / Conv in `dtype`, except `FLOAT32_MODULES` (LayerNorms, embeddings and
-    token parameters stay float32 too). One-way: float32 weights rounded to bfloat16 are not restored."""
+def cast_for_precision(model: nn.Module, dtype: torch.dtype, keep_float32: tuple[str, ...] = ()) -> nn.Module:
+    """Store the weights of every Linear / Conv in `dtype`, except `FLOAT32_MODULES` and the modules named by
+    `keep_float32` (prefixes; training keeps its trained modules' master weights float32). LayerNorms, embeddings
+    and token parameters stay float32 too. One-way: float32 weights rounded to bfloat16 are not restored."""
     if dtype == torch.float32:
         return model
-    keep = {name for name, _ in model.named_modules() if name.startswith(FLOAT32_MODULES)}
+    keep = {name for name, _ in model.named_modules() if name.startswith(FLOAT32_MODULES + tuple(keep_float32))}
     for name, module in model.named_modules():
         if name not in keep and isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             module.to(dtype)

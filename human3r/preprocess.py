@@ -1,4 +1,5 @@
-"""Frame preprocessing, reproducing the reference `load_images` and `pad_image` exactly.
+"""Frame preprocessing, reproducing the reference `load_images` and `pad_image` exactly, and the network's inputs
+(`Frame`, and `TeacherPrompts` for training).
 
 1. Resize to `WorkingGeometry.resized_wh` (long side `size`); PIL LANCZOS when shrinking, BICUBIC otherwise
    (also when the size is unchanged).
@@ -24,22 +25,52 @@ from human3r.geometry import WorkingGeometry
 
 @dataclass
 class Frame:
-    """One preprocessed frame (batch 1), or B frames of as many videos stacked (`run_streams`)."""
+    """One preprocessed frame (batch 1), or B frames of as many videos stacked (`run_streams`).
+
+    Training views may carry ground-truth ray maps (the reference's ray-map input): with `ray_mask` set, the frames
+    where it is True add the ray-map encoder's tokens to their image tokens and the others add the learned
+    `masked_ray_map_token` (the reference does this to every view of a batch as soon as one view has a ray map).
+    """
 
     img: torch.Tensor  # (B, 3, H, W) float32 in [-1, 1], H and W multiples of 16
     img_mhmr: torch.Tensor  # (B, 3, R, R) float32 in [-1, 1], padded with -1
+    ray_map: torch.Tensor | None = None  # (B, H, W, 6) float32 ray origins and unit directions (view 0's camera)
+    ray_mask: torch.Tensor | None = None  # (B,) bool: which frames use their ray map; None = no ray-map input
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Frame:
-        return Frame(self.img.to(device, non_blocking=non_blocking),
-                     self.img_mhmr.to(device, non_blocking=non_blocking))
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=non_blocking)
+
+        return Frame(move(self.img), move(self.img_mhmr), move(self.ray_map), move(self.ray_mask))
 
     def pin_memory(self) -> Frame:
         """Page-locked copy (CUDA only), so that `to(cuda, non_blocking=True)` overlaps the copy with compute."""
-        return Frame(self.img.pin_memory(), self.img_mhmr.pin_memory())
+        def pin(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.pin_memory()
+
+        return Frame(pin(self.img), pin(self.img_mhmr), pin(self.ray_map), pin(self.ray_mask))
 
     @property
     def true_shape(self) -> tuple[int, int]:
         return int(self.img.shape[-2]), int(self.img.shape[-1])
+
+
+@dataclass
+class TeacherPrompts:
+    """Ground-truth head positions that choose the human prompts instead of the detector (teacher forcing).
+
+    Every stream gets N slots. A slot with a person takes the DINOv2 token of its grid cell and the CUT3R token of
+    the patch hosting its predicted head keypoint; an empty slot takes the learned padding tokens at position
+    (0, 0). All N slots go through the prompt fusion and the decoder (`human3r.training.teacher` makes these).
+    """
+
+    mask: torch.Tensor  # (B, N) bool: the slot holds a person
+    uv: torch.Tensor  # (B, N, 2) int (row, col) of the person's head cell on the G x G human-branch grid
+
+    def __post_init__(self) -> None:
+        if self.mask.dim() != 2 or self.uv.shape != (*self.mask.shape, 2):
+            raise InputShapeError(f"teacher prompts need mask (B, N) and uv (B, N, 2), got {tuple(self.mask.shape)} "
+                                  f"and {tuple(self.uv.shape)}")
 
 
 def _pil():

@@ -1,5 +1,6 @@
-"""Shared fixtures: a fresh dataset root per test, a local S3 server (moto's), and a synthetic SMPL-X stand-in (the
-real one is licensed; never commit a body model file)."""
+"""Shared fixtures: a fresh dataset root per test, a local S3 server (moto's), and synthetic SMPL-X stand-ins (the
+real one is licensed; never commit a body model file): a random one for invariants (`smplx_npz`), and the training
+parity pack's deterministic one (`smplx_standin`), whose numbers the pack's targets depend on."""
 
 from __future__ import annotations
 
@@ -252,6 +253,30 @@ def smplx_npz(tmp_path_factory) -> Path:
     """Path of a synthetic SMPLX_NEUTRAL.npz, generated once per session under a temporary folder."""
     folder = tmp_path_factory.mktemp("smplx")
     return write_fake_smplx(folder / "SMPLX_NEUTRAL.npz")
+
+
+TRAIN_PARITY = Path(__file__).parent / "fixtures" / "train_parity"
+
+
+@pytest.fixture(scope="session")
+def smplx_standin(request, tmp_path_factory) -> Path:
+    """The training parity pack's SMPL-X stand-in (tests/fixtures/train_parity/make_smplx_standin.py: a designed
+    body with SMPL-X's layout; `write_fake_smplx` is random and cannot reproduce the pack). Generated once (~20 s)
+    into pytest's cache folder and reused by later sessions; the generator checks it against the pack's manifest."""
+    from tasks.training.pack import pack_body_model
+
+    cache = getattr(request.config, "cache", None)  # None under `-p no:cacheprovider`: generated per session then
+    folder = Path(cache.mkdir("human3r-standin")) if cache is not None else tmp_path_factory.mktemp("standin")
+    return pack_body_model(TRAIN_PARITY, cache_dir=folder)
+
+
+@pytest.fixture(scope="session")
+def train_bodies(smplx_standin):
+    """The two SMPL-X layers of a training step (11-beta ground truth, 10-beta predictions) on the pack's stand-in
+    (the harness's per-process copy, so `human3r parity train` run in-process reuses it)."""
+    from tasks.training.pack import load_bodies
+
+    return load_bodies(smplx_standin)
 
 
 @pytest.fixture(scope="session")

@@ -1,1 +1,2 @@
-"""Training Human3R: the data (views, sources, mixtures), the step and the loop."""
+"""Training Human3R: the data (views, sources, mixtures), the step's parity harness (`parity`, `pack`,
+`parity_rules`) and the loop."""
