@@ -71,7 +71,8 @@ class SmplParams:
 
 @dataclass
 class Humans:
-    """People detected in one frame, n >= 0, in detection (row-major grid) order."""
+    """People detected in one frame, n >= 0, in detection (row-major grid) order. Teacher-forced (training): every
+    slot in slot order, empty ones included (their `loc` 0, `prompt_pos` (0, 0)), track ids the slot numbers."""
 
     loc: torch.Tensor  # (1, n, 2) float32 head keypoint (x, y) in padded human-branch pixels (e.g. 896 px)
     score: torch.Tensor  # (1, n) float32 detection score after NMS, >= the detection threshold
@@ -106,7 +107,7 @@ class FrameOutput(SceneOutput):
     c2w: torch.Tensor  # (1, 4, 4) camera-to-world matrix built from camera_pose
     human_mask: torch.Tensor | None  # (1, R, R, 1) person probability in padded human-branch pixels; None if not
     #                                   asked or no mask head
-    det_scores: torch.Tensor  # (1, G, G, 1) detection scores after NMS (G = R / 14)
+    det_scores: torch.Tensor  # (1, G, G, 1) detection scores after NMS (G = R / 14); no NMS when teacher-forced
     humans: Humans  # detected people (possibly none)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> FrameOutput:

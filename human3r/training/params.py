@@ -13,15 +13,39 @@ Names are the reference's (`human3r.weights.keys.reference_key`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from human3r.errors import ConfigError
+from human3r.errors import CheckpointError, ConfigError
 from human3r.precision import cast_for_precision
 from human3r.training.config import TrainConfig
 from human3r.weights.keys import reference_key
+
+logger = logging.getLogger(__name__)
+
+# Reference keys inference never reads (`human3r.weights.keys.UNUSED_KEY_PREFIXES`) that training does: a weights
+# file without them is zero-filled at load. The ray-map encoder is frozen, so zeros would stay; the padding tokens
+# train, so zeros are only a different start.
+TRAINING_ONLY_FROZEN = ("patch_embed_ray_map.", "enc_blocks_ray_map.", "enc_norm_ray_map.", "masked_ray_map_token")
+TRAINING_ONLY_TRAINED = ("masked_smpl_token", "mhmr_masked_smpl_token")
+
+
+def check_training_weights(model: nn.Module) -> None:
+    """A model loaded from a file that lacked the training-only tensors: CheckpointError for the frozen ray-map
+    encoder (it could never learn them), a warning for the padding tokens (they start from zeros)."""
+    report = getattr(getattr(model, "identity", None), "report", None)
+    missing = getattr(report, "unused_missing", ())
+    frozen = [k for k in missing if k.startswith(TRAINING_ONLY_FROZEN)]
+    if frozen:
+        raise CheckpointError(f"{report.source} lacks the ray-map encoder training reads ({len(frozen)} tensors, "
+                              f"e.g. {frozen[:3]}), and training keeps it frozen; start from a full training "
+                              "checkpoint (the released human3r_*.pth files hold it)")
+    trained = [k for k in missing if k in TRAINING_ONLY_TRAINED]
+    if trained:
+        logger.warning("%s lacks %s: they start from zeros", report.source, ", ".join(trained))
 
 
 def matches(name: str, patterns: tuple[str, ...]) -> bool:
@@ -64,7 +88,9 @@ def partition_parameters(model: nn.Module, cfg: TrainConfig) -> ParameterSets:
 def prepare_for_training(model: nn.Module, cfg: TrainConfig) -> ParameterSets:
     """Train mode, `requires_grad` per set (fixed weights get gradients only for `clip_norm="reference"`),
     gradient checkpointing as configured, and for bfloat16 the untrained modules' weights stored in bfloat16 (the
-    trained ones keep float32 master weights). Returns the split."""
+    trained ones keep float32 master weights). Returns the split. Refuses a model whose weights file lacked the
+    frozen ray-map encoder (`check_training_weights`)."""
+    check_training_weights(model)
     sets = partition_parameters(model, cfg)
     params = named_parameters(model)
     fixed_grads = cfg.optimizer.clip_norm == "reference"

@@ -86,3 +86,19 @@ def test_ray_maps_add_their_tokens_and_the_padding_token_elsewhere(tiny):
     torch.testing.assert_close(mixed[0], plain[0] + ray_tokens[0], rtol=0, atol=0)
     torch.testing.assert_close(mixed[1], plain[1] + model.masked_ray_map_token, rtol=0, atol=0)
     assert not torch.equal(ray_tokens[0], torch.zeros_like(ray_tokens[0]))
+
+
+def test_weights_without_the_ray_map_encoder_are_refused(tiny):
+    import dataclasses
+
+    from human3r.errors import CheckpointError
+    from human3r.weights import LoadReport
+
+    model = copy.deepcopy(tiny)
+    model.identity = dataclasses.replace(tiny.identity, report=LoadReport(
+        "old.pth", unused_missing=("enc_blocks_ray_map.0.attn.qkv.weight", "masked_smpl_token")))
+    with pytest.raises(CheckpointError, match="old.pth lacks the ray-map encoder"):
+        prepare_for_training(model, TrainConfig())
+    model.identity = dataclasses.replace(tiny.identity, report=LoadReport("old.pth", unused_missing=(
+        "masked_smpl_token",)))
+    prepare_for_training(model, TrainConfig())  # the padding tokens only start from zeros
