@@ -65,7 +65,7 @@ def eval_(pack_dir: Path) -> None:
 
 
 TRAIN_FLAGS = {"--clip-norm": "clip_norm", "--checkpointing/--no-checkpointing": "gradient_checkpointing",
-               "--body-model": "body_model", "--record": "record", "--threads": "threads"}
+               "--body-model": "body_model", "--record": "record", "--threads": "threads", "--views": "views"}
 
 
 @parity.command("train")

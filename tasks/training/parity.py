@@ -10,7 +10,8 @@ Per case: the pack's model (+ post-overrides) set up by `human3r.training.prepar
 `batch.*` views through `train_step`, then `optimizer_step` at the pack's learning rate; everything is recorded
 under the pack's key names and compared by `tasks.training.parity_rules` (README §5). `views_for(case, fixture)` is
 the hook for a data loader: it returns the collated views to use instead of the recorded ones, and they are then
-compared with `batch.*` too (`check_loader_views`).
+compared with `batch.*` too (`check_loader_views`); `views="loader"` plugs in the BEDLAM loader
+(`tasks.training.data.parity.pack_batch`: the pack's `bedlam/` folder read as the case's `dataset` section says).
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ class TrainParityOptions(_Options):
     record: str | None = Field(None, description="Also write the recording as <case>.npz / .json into this folder "
                                                  "(the pack's compare_to_fixture.py reads them).")
     threads: int = Field(2, ge=1, description="torch CPU threads (the packs were recorded with 2).")
+    views: str = Field("recorded", description="The step's input: 'recorded' (the case's batch.* views) or 'loader' "
+                                               "(the BEDLAM loader over the pack's bedlam/ folder, whose views are "
+                                               "then checked against batch.* too).")
+
+    @field_validator("views")
+    @classmethod
+    def _views(cls, value: str) -> str:
+        if value not in ("recorded", "loader"):
+            raise ValueError("must be recorded or loader")
+        return value
 
     @field_validator("clip_norm")
     @classmethod
@@ -259,6 +270,12 @@ def run_train_parity(pack: str | Path, options: TrainParityOptions | None = None
     pack = Path(pack)
     options = options or TrainParityOptions()
     train_config = read_pack(pack)
+    if views_for is None and options.views == "loader":
+        from tasks.training.data.parity import pack_batch
+
+        def views_for(case: str, fixture: Mapping[str, np.ndarray]) -> list[dict]:
+            return pack_batch(pack, case)
+
     names = pack_cases(pack, cases)
     threads = torch.get_num_threads()
     torch.set_num_threads(options.threads)

@@ -17,7 +17,7 @@ from tasks.training.pack import pack_model, read_pack, recorded_views
 from tasks.training.parity import TrainParityOptions, check_loader_views, run_train_parity
 
 PACK = Path(__file__).parents[2] / "fixtures" / "train_parity"
-GROUPS = ("gt.", "tok.", "pred.", "pred_smpl.", "loss.norm_factor_gt", "grad", "param_after", "loss_total",
+GROUPS = ("batch.", "gt.", "tok.", "pred.", "pred_smpl.", "loss.norm_factor_gt", "grad", "param_after", "loss_total",
           "loss_terms", "loss_details", "grad_norm_all_params_pre_clip", "grad_norm_trainable_pre_clip", "clip_coef",
           "trainable", "trainable_with_grad", "trainable_without_grad")
 
@@ -31,10 +31,11 @@ def template():
 
 @pytest.fixture(scope="module")
 def reference(template, train_bodies, tmp_path_factory):
-    """The pack's step with the reference's clipping, and its recording."""
+    """The pack's step with the reference's clipping, from the BEDLAM loader's views (checked against batch.*),
+    and its recording."""
     folder = tmp_path_factory.mktemp("reference")
-    report = run_train_parity(PACK, TrainParityOptions(record=str(folder), threads=1), model=template,
-                              bodies=train_bodies)
+    report = run_train_parity(PACK, TrainParityOptions(record=str(folder), threads=1, views="loader"),
+                              model=template, bodies=train_bodies)
     return report, folder
 
 
