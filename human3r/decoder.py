@@ -133,10 +133,12 @@ class RecurrentDecoder(nn.Module):
         to them and the gate ignores them); None when every prompt is real.
         """
         b, n_img = enc_tokens.shape[:2]
-        state_pos = Rope(state_positions(self.cfg, enc_tokens.device).expand(b, -1, -1), self.rope_base)
+        d = self.cfg.embed_dim
+        head_dims = (d // self.cfg.num_heads, d // self.cfg.state_num_heads)  # each stream reads both sequences
+        state_pos = Rope(state_positions(self.cfg, enc_tokens.device).expand(b, -1, -1), self.rope_base, head_dims)
         pose_pos = torch.full((b, 1, 2), -1, dtype=enc_pos.dtype, device=enc_pos.device)
         img = torch.cat([pose, self.decoder_embed(enc_tokens), prompts.to(pose.dtype)], dim=1)
-        pos = Rope(torch.cat([pose_pos, enc_pos, prompt_pos.to(enc_pos.dtype)], dim=1), self.rope_base)
+        pos = Rope(torch.cat([pose_pos, enc_pos, prompt_pos.to(enc_pos.dtype)], dim=1), self.rope_base, head_dims)
         img_mask = None
         if prompt_mask is not None:
             img_mask = torch.cat([prompt_mask.new_ones(b, 1 + n_img), prompt_mask], dim=1)

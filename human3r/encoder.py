@@ -38,7 +38,7 @@ class ImageEncoder(nn.Module):
     def forward(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, pos = self.patch_embed(img)
         x = x.float()  # the residual stream stays float32 in every precision (autocast runs the matmuls)
-        rope = Rope(pos, self.cfg.rope_base)
+        rope = Rope(pos, self.cfg.rope_base, head_dims=(self.cfg.embed_dim // self.cfg.num_heads,))
         for blk in self.enc_blocks:
             x = blk(x, rope)
         return self.enc_norm(x), pos

@@ -187,6 +187,7 @@ class Human3RHead(nn.Module):
         self.final_transform = nn.ModuleList(
             [ModulatedBlock(dd, dec.num_heads, 4.0) for _ in range(cfg.final_transform_depth)]
         )
+        self.world_head_dim = dd // dec.num_heads  # head dim of the final_transform blocks
         self.dpt_cross = DPTHead(dims, cfg, 4, p)
         if cfg.rgb_head:
             self.dpt_rgb = DPTHead(dims, cfg, 3, p)
@@ -292,7 +293,7 @@ class Human3RHead(nn.Module):
         self_out = maybe_checkpoint(ckpt, self.dpt_self, hooks[:3] + [tokens], height, width)
         pts3d_world = conf_world = colour = None
         if world:
-            rope = Rope(pos, self.rope_base)
+            rope = Rope(pos, self.rope_base, (self.world_head_dim,))
             world_tokens = tokens
             for blk in self.final_transform:
                 world_tokens = blk(world_tokens, pose_tok, rope)

@@ -71,12 +71,16 @@ class Rope:
     that reads it, so the tables are not recomputed in each of the 24 encoder or decoder blocks. Layers rotate
     q and k in token-major layout (B, N, ..., D), where the broadcast over heads is cheapest, before they
     transpose them for attention.
+
+    `head_dims`: the head dims of the layers that will read it; their tables are computed here, in the caller's
+    (eager) code. A table first asked for inside a `torch.compile`d block would be computed by inductor's
+    vectorised cos/sin, which round differently from ATen's (1 float32 ulp in ~30% of entries on an AVX2 CPU).
     """
 
-    def __init__(self, pos: torch.Tensor, base: float = 100.0):
+    def __init__(self, pos: torch.Tensor, base: float = 100.0, head_dims: tuple[int, ...] = ()):
         self.pos = pos  # (B, N, 2) int64 (row, col)
         self.base = base
-        self._tables: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._tables: dict[int, tuple[torch.Tensor, torch.Tensor]] = {d: rope_tables(pos, d, base) for d in head_dims}
 
     def __call__(self, x: torch.Tensor, fp16: bool = False) -> torch.Tensor:
         """x (B, N, ..., D) -> rotated, x's dtype."""
@@ -99,6 +103,41 @@ def maybe_checkpoint(enabled: bool, fn, *args, **kwargs):
 def _attn_mask(key_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, Nk) bool, True = a real key -> SDPA mask (B, 1, 1, Nk), or None when every key is real."""
     return None if key_mask is None else key_mask[:, None, None, :]
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# LayerNorm that torch.compile keeps as ATen's kernel
+
+
+@torch.library.custom_op("human3r::aten_layer_norm", mutates_args=())
+def aten_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    """`F.layer_norm` of x (..., C) over C, as an operator inductor cannot see into: a compiled graph calls ATen's
+    kernel instead of fusing its own LayerNorm, whose reduction and normalisation round differently (1 float32
+    ulp in most elements on an AVX2 CPU). Used where the next rounding is to float16 (see `Block`)."""
+    return F.layer_norm(x, weight.shape, weight, bias, eps)
+
+
+@aten_layer_norm.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+    return x.new_empty(x.shape)  # ATen's LayerNorm returns a contiguous tensor whatever x's strides
+
+
+def _aten_layer_norm_backward(ctx, grad: torch.Tensor):
+    x, weight, bias = ctx.saved_tensors
+    shape = weight.shape
+    _, mean, rstd = torch.ops.aten.native_layer_norm(x, shape, weight, bias, ctx.eps)
+    grads = torch.ops.aten.native_layer_norm_backward(grad, x, shape, mean, rstd, weight, bias,
+                                                      [*ctx.needs_input_grad[:3]])
+    return *grads, None
+
+
+def _aten_layer_norm_setup(ctx, inputs, output) -> None:
+    x, weight, bias, eps = inputs
+    ctx.save_for_backward(x, weight, bias)
+    ctx.eps = eps
+
+
+aten_layer_norm.register_autograd(_aten_layer_norm_backward, setup_context=_aten_layer_norm_setup)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -216,8 +255,16 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, pos: Rope | None = None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), pos)
+        x = x + self.attn(self._norm1(x), pos)
         return x + self.mlp(self.norm2(x))
+
+    def _norm1(self, x: torch.Tensor) -> torch.Tensor:
+        """norm1(x). Compiled, when q/k are float32 and get rounded to float16 (the encoder's RoPE), it stays
+        ATen's LayerNorm: q/k must be bit-identical to eager up to that rounding, where a 1-ulp difference flips
+        an element by a float16 step (1e-3 relative) and `f0.enc_block0` leaves its 5e-5 tolerance (AVX2 CPUs)."""
+        if self.attn.rope == "fp16" and torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type):
+            return aten_layer_norm(x, self.norm1.weight, self.norm1.bias, self.norm1.eps)
+        return self.norm1(x)
 
 
 class DecoderBlock(nn.Module):
