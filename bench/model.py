@@ -18,6 +18,8 @@ is one `run_stream` step (forward + intrinsics) on prepared frames; the figure i
 * `--profile`: one more fast frame with per-module times and the top operators.
 * `--compile`: the fast path with `torch.compile`d blocks (`Human3R.compile_blocks`); the compilation happens in
   the warm-up frame and is printed, not counted in s/frame.
+* `--vs-eager` (with `--compile`): the same fast path eagerly too, alternating frame by frame with the compiled one:
+  the compiled speed-up measured side by side.
 
 The matmul peak is measured in the same run at each precision used, before and after the frames (the best of a
 4096^3 matmul and the network's MLP shape, the best of the two times: on a shared CPU the less disturbed one). The
@@ -214,8 +216,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="also time K videos per forward against K single forwards")
     ap.add_argument("--profile", action="store_true", help="per-module and per-operator profile of the fast path")
     ap.add_argument("--compile", action="store_true", help="torch.compile the fast path's blocks (slow warm-up)")
+    ap.add_argument("--vs-eager", action="store_true",
+                    help="with --compile: also run the fast path eagerly, alternating frame by frame")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
+    if args.vs_eager and not args.compile:
+        ap.error("--vs-eager compares the compiled fast path with the eager one: add --compile")
     width, height = (int(x) for x in args.size.lower().split("x"))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -241,8 +247,11 @@ def main() -> None:
     t0 = time.perf_counter()
     base = load_model(f"untrained:{args.preset}")
     fast_model = base if dtype == torch.float32 and not args.compile else copy.deepcopy(base).set_precision(name)
+    eager_model = None
+    if args.vs_eager:
+        eager_model = base if dtype == torch.float32 else copy.deepcopy(base).set_precision(name)
     print(f"models ready in {time.perf_counter() - t0:.0f} s")
-    for m in {id(base): base, id(fast_model): fast_model}.values():
+    for m in {id(m): m for m in (base, fast_model, eager_model) if m is not None}.values():
         force_three_people(m)
     frames = make_frames(base, args.frames, width, height)
 
@@ -253,6 +262,8 @@ def main() -> None:
         eager_flops = probe.flops
         fast_model.compile_blocks()
     paths = [Path("fast", fast_model, frames, STORED)]
+    if eager_model is not None:
+        paths.append(Path("eager", eager_model, frames, STORED))
     if args.vs_naive:
         from human3r.outputs import OPTIONAL_OUTPUTS
 
@@ -269,10 +280,15 @@ def main() -> None:
         print(f"{p.name:>6}: {p.s_per_frame:.3f} s/frame, best {p.best:.3f} (frames 2..N: "
               f"{', '.join(f'{t / p.videos:.2f}' for t in p.times[1:])}), {p.flops / 1e12:.3f} TFLOP/frame, "
               f"{p.flops / p.s_per_frame / 1e9:.0f} GFLOP/s = {frac:.1%} of the matmul peak measured before")
-    ratio = paths[1].s_per_frame / fast.s_per_frame if args.vs_naive else float("nan")
+    by_name = {p.name: p for p in paths}
+    ratio = by_name["naive"].s_per_frame / fast.s_per_frame if args.vs_naive else float("nan")
     if args.vs_naive:
-        print(f"fast vs naive: x{ratio:.2f} (medians; best frames: x{paths[1].best / fast.best:.2f}; alternated "
-              "frame by frame)")
+        print(f"fast vs naive: x{ratio:.2f} (medians; best frames: x{by_name['naive'].best / fast.best:.2f}; "
+              "alternated frame by frame)")
+    if args.vs_eager:
+        eager = by_name["eager"]
+        print(f"compiled vs eager: x{eager.s_per_frame / fast.s_per_frame:.3f} (medians; best frames: "
+              f"x{eager.best / fast.best:.3f}; alternated frame by frame)")
 
     if args.batch > 1:
         batched = Path(f"batch{args.batch}", fast_model, frames, STORED, videos=args.batch)
