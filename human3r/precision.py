@@ -157,9 +157,16 @@ def compile_blocks(model: nn.Module, mode: str | None = None) -> nn.Module:
     pose memory, world-view branch) and the DPT heads. The elementwise work around the matmuls (LayerNorm, GELU,
     RoPE, residual adds, dtype casts) is fused; the data-dependent glue (detections, tracking, resets) stays eager.
 
-    Exact: float32 casts are emulated (`emulate_precision_casts`, so the encoder's float16 RoPE rounding survives
-    fusion) and the parity pack passes compiled (`python -m human3r.parity DIR --compile`). Blocks of one kind share
-    a compiled graph; a token count that changes (people come and go) recompiles once with that size dynamic.
+    Exact: float16 casts are emulated (`emulate_precision_casts`, so the encoder's float16 RoPE rounding survives
+    fusion), and what feeds that rounding is computed as eagerly, bit for bit: the RoPE tables are made outside the
+    compiled blocks (`Rope(head_dims=...)`), the encoder's norm1 stays ATen's LayerNorm (`layers.aten_layer_norm`),
+    the qkv matmul is ATen's, and the rotation's multiplies and adds round exactly whatever the vector width
+    (inductor builds with -ffp-contract=off). Inductor's own cos/sin and LayerNorm round differently (1 ulp), which
+    on an AVX2 CPU flipped q/k elements at the float16 rounding (`f0.enc_block0` 7.2e-5 against its 5e-5
+    tolerance). Compiled encoder block 0 matches eager to ~1e-6 (checked on AVX2 and asserted by the compiled
+    parity test wherever it runs) and the parity pack passes compiled (`python -m human3r.parity DIR --compile`).
+    Blocks of one kind share a compiled graph; a token count that changes (people come and go) recompiles once with
+    that size dynamic.
     Costs ~30-40 s of compilation per process and working size on a 2-core CPU (plus ~10 s when the sizes first
     change; a C++ compiler is needed on CPUs), then measured per frame on a 2-core AMX Xeon (bench/model.py): 672S
     float32 x1.03, bfloat16 x1.08; 896L float32 x1.02, bfloat16 x1.06. `mode`: torch.compile's mode.
