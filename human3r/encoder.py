@@ -47,7 +47,7 @@ class ImageEncoder(nn.Module):
         """(B, H, W, 6) ray origins and unit directions -> (B, N, C) ray-map tokens (to add to the image tokens)."""
         x, pos = self.patch_embed_ray_map(ray_map.permute(0, 3, 1, 2))
         x = x.float()
-        rope = Rope(pos, self.cfg.rope_base)
+        rope = Rope(pos, self.cfg.rope_base, head_dims=(self.cfg.embed_dim // self.cfg.ray_num_heads,))
         for blk in self.enc_blocks_ray_map:
             x = blk(x, rope)
         return self.enc_norm_ray_map(x)
