@@ -259,15 +259,15 @@ TRAIN_PARITY = Path(__file__).parent / "fixtures" / "train_parity"
 
 
 @pytest.fixture(scope="session")
-def smplx_standin(request, tmp_path_factory) -> Path:
+def smplx_standin() -> Path:
     """The training parity pack's SMPL-X stand-in (tests/fixtures/train_parity/make_smplx_standin.py: a designed
-    body with SMPL-X's layout; `write_fake_smplx` is random and cannot reproduce the pack). Generated once (~20 s)
-    into pytest's cache folder and reused by later sessions; the generator checks it against the pack's manifest."""
+    body with SMPL-X's layout; `write_fake_smplx` is random and cannot reproduce the pack). Generated once per
+    machine (~28 s of one core) into the folder `human3r parity train` uses (`$HUMAN3R_CACHE_DIR`, default
+    ~/.cache/human3r), under the hash of the pack's manifest (every array's sha256, which the generator checks its
+    output against), written atomically; every later session reuses it, `-p no:cacheprovider` ones included."""
     from tasks.training.pack import pack_body_model
 
-    cache = getattr(request.config, "cache", None)  # None under `-p no:cacheprovider`: generated per session then
-    folder = Path(cache.mkdir("human3r-standin")) if cache is not None else tmp_path_factory.mktemp("standin")
-    return pack_body_model(TRAIN_PARITY, cache_dir=folder)
+    return pack_body_model(TRAIN_PARITY)
 
 
 @pytest.fixture(scope="session")
