@@ -209,7 +209,9 @@ def timing_worker(spec: dict) -> dict:
         m = models[cfg.precision]
         setups[name] = (m, cfg, build_optimizer(m, prepare_for_training(m, cfg), cfg))
     times: dict[str, list[float]] = {n: [] for n in spec["variants"]}
+    loads = []
     for _ in range(spec["steps"]):
+        loads.append(os.getloadavg()[0])
         for name, (m, cfg, optimizer) in setups.items():
             sets = prepare_for_training(m, cfg)
             start = time.perf_counter()
@@ -218,7 +220,7 @@ def timing_worker(spec: dict) -> dict:
             if next(m.parameters()).is_cuda:
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)
-    return {"times": times}
+    return {"times": times, "loads": loads}
 
 
 def run_worker(kind: str, spec: dict) -> dict:
@@ -252,9 +254,12 @@ def bench(args) -> None:
                                           "flops": name in ("naive", "fast") and not args.no_flops})
         r = mem[name]
         print(f"  {name:<15} step memory {r['step_peak_mb']:8.0f} MB  peak RSS {r['peak_rss_mb']:8.0f} MB  loss "
-              f"{r['loss']:.7f}" + (f"  {r['flops'] / 1e12:.3f} TFLOP/step" if r["flops"] else ""), flush=True)
+              f"{r['loss']:.7f}" + (f"  {r['flops'] / 1e12:.4g} TFLOP/step" if r["flops"] else "")
+              + f"  (load {os.getloadavg()[0]:.1f})", flush=True)
     if "timing" in phases:
-        times = run_worker("timing", {**base, "variants": names, "steps": args.steps})["times"]
+        timing = run_worker("timing", {**base, "variants": names, "steps": args.steps})
+        times = timing["times"]
+        print("timing: load average at the start of each round " + ", ".join(f"{x:.1f}" for x in timing["loads"]))
     else:
         times = {n: [float("nan")] for n in names}
     print(f"load average after: {os.getloadavg()[0]:.1f}")
@@ -278,10 +283,10 @@ def bench(args) -> None:
     flops = mem.get("fast", {}).get("flops", 0)
     if flops and naive:
         fb = flops / args.batch
-        print(f"FLOPs per step (batch {args.batch}): fast {flops / 1e12:.3f} T, naive {mem[naive]['flops'] / 1e12:.3f}"
+        print(f"FLOPs per step (batch {args.batch}): fast {flops / 1e12:.4g} T, naive {mem[naive]['flops'] / 1e12:.4g}"
               f" T; the recipe (batch {RECIPE['batch']}, {RECIPE['iterations']:,} iterations) on one H100 SXM (bf16 "
               f"dense {H100_BF16_TFLOPS:.0f} TFLOP/s): "
-              + ", ".join(f"{h100_estimate(fb, RECIPE['batch'], m):.1f} h at {m:.0%} MFU" for m in (0.25, 0.4)))
+              + ", ".join(f"{h100_estimate(fb, RECIPE['batch'], m):.3g} h at {m:.0%} MFU" for m in (0.25, 0.4)))
     best = args.default if args.default in names else names[-1]
     ratio = _median(times[naive]) / _median(times[best]) if naive else float("nan")
     m_ratio = mem[best]["step_peak_mb"] / mem[naive]["step_peak_mb"] if naive else float("nan")
