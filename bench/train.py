@@ -12,14 +12,16 @@ Variants (each in a fresh process, one after the other, same weights and batch):
   (decoder blocks and DPT heads recomputed in the backward);
 * the two fast variants in bfloat16 (autocast, float32 master weights; this CPU emulates bfloat16 unless it has AMX).
 
-Time: one process runs the variants in turn, step by step, and reports the median of steps 2..N (`--steps`; step
-1 allocates the optimiser state), so the load of a shared machine falls on every variant alike. Memory: a fresh
-process per variant runs one step, measured two ways: the step's own memory = peak resident set size (RSS, sampled
-every 2 ms) during that step minus the RSS just before it (model, body model and optimiser loaded), and the
-process's absolute peak RSS (the kernel's ru_maxrss); the ratios of the last line use the step's own memory (on
-CUDA: torch.cuda.max_memory_allocated). FLOPs: one more step of `fast` and `naive` under torch's FLOP counter (matmuls,
-convolutions, attention forward and backward). The batch is synthetic: a textured image, a tilted depth plane, 4
-cameras moving 5 cm per view, 2 SMPL-X people per view (the pack's stand-in body model, generated once).
+Time: one process runs the variants in turn, step by step, and reports the median of steps 2..N (`--steps`; step 1
+allocates the optimiser state), so the load of a shared machine falls on every variant alike; each step's CPU time
+(process time) is printed too: when the load swings within a round (672S steps take minutes), it is the steadier
+figure. Memory: a fresh process per variant runs one step, measured two ways: the step's own memory = peak resident
+set size (RSS, sampled every 2 ms) during that step minus the RSS just before it (model, body model and optimiser
+loaded), and the process's absolute peak RSS (the kernel's ru_maxrss); the ratios of the last line use the step's
+own memory (on CUDA: torch.cuda.max_memory_allocated). FLOPs: one more step of `fast` and `naive` under torch's FLOP
+counter (matmuls, convolutions, attention forward and backward). The batch is synthetic: a textured image, a tilted
+depth plane, 4 cameras moving 5 cm per view, 2 SMPL-X people per view (the pack's stand-in body model, generated
+once).
 
 The last line: `preset=<p> s_per_step=<fast> ratio_vs_naive=<naive / fast> peak_mem_ratio=<fast / naive>`.
 """
@@ -209,18 +211,20 @@ def timing_worker(spec: dict) -> dict:
         m = models[cfg.precision]
         setups[name] = (m, cfg, build_optimizer(m, prepare_for_training(m, cfg), cfg))
     times: dict[str, list[float]] = {n: [] for n in spec["variants"]}
+    cpu: dict[str, list[float]] = {n: [] for n in spec["variants"]}
     loads = []
     for _ in range(spec["steps"]):
         loads.append(os.getloadavg()[0])
         for name, (m, cfg, optimizer) in setups.items():
             sets = prepare_for_training(m, cfg)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             train_step(m, batch, bodies, cfg)
             optimizer_step(m, optimizer, sets, cfg)
             if next(m.parameters()).is_cuda:
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)
-    return {"times": times, "loads": loads}
+            cpu[name].append(time.process_time() - cpu_start)
+    return {"times": times, "cpu": cpu, "loads": loads}
 
 
 def run_worker(kind: str, spec: dict) -> dict:
@@ -260,6 +264,11 @@ def bench(args) -> None:
         timing = run_worker("timing", {**base, "variants": names, "steps": args.steps})
         times = timing["times"]
         print("timing: load average at the start of each round " + ", ".join(f"{x:.1f}" for x in timing["loads"]))
+        cpu = timing["cpu"]
+        naive_cpu = _median(cpu["naive"]) if "naive" in cpu else float("nan")
+        print("CPU seconds per step (the process's CPU time: what a loaded machine's wall clock adds is left out): "
+              + "; ".join(f"{n} {_median(c):.2f} [{', '.join(f'{x:.1f}' for x in c)}] x naive "
+                          f"{naive_cpu / _median(c):.2f}" for n, c in cpu.items()))
     else:
         times = {n: [float("nan")] for n in names}
     print(f"load average after: {os.getloadavg()[0]:.1f}")
