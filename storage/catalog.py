@@ -5,9 +5,8 @@ never shows a half-written video, see `storage.schema`), hands DuckDB the files 
 
 * ``<table>_all``: every stored row of ``runs``, ``failures``, ``sources``, ``frames``, ``humans``, ``points``;
 * the live views ``runs``, ``videos``, ``frames``, ``humans``, ``points``, ``failures``, ``sources``, the derived
-  tables and ``evaluations`` (the rules of `storage.schema`, written once in :data:`LIVE_VIEWS`); filters on
-  ``video_id`` reach the Parquet scans, which
-  skip row groups by their statistics;
+  tables, ``evaluations``, ``live_status`` and ``sessions`` (the rules of `storage.schema`, written once in
+  :data:`LIVE_VIEWS`); filters on ``video_id`` reach the Parquet scans, which skip row groups by their statistics;
 * scalar macros ``cam_center(cam_to_world)``, ``dist3(a, b)``; table macros ``track_steps()``, ``track_speed()``,
   ``trajectory_length()``, ``person_distances()``, ``camera_path()`` (see `MACROS` for their columns).
 
@@ -87,6 +86,21 @@ _RESULTS_VIEWS = {  # results tables: every row of the latest run of a key (a ru
 }
 _RUNS_VIEW = _latest("runs", S.VIDEO_ID, _LIVE_ORDER)
 _SOURCES_VIEW = _latest("sources", S.SOURCE_URI, f"{S.PROBED_AT} DESC")
+_LIVE_STATUS_VIEW = _latest(S.LIVE_STATUS.name, S.CAMERA, f"{S.UPDATED_AT} DESC")
+_FIRST = f"arg_min({{}}, {S.SEGMENT_INDEX})"  # a session's value of its first committed segment
+_SESSIONS_VIEW = f"""SELECT {S.SESSION_ID}, {_FIRST.format(S.CAMERA)} AS {S.CAMERA},
+        {_FIRST.format(S.SOURCE_URI)} AS {S.SOURCE_URI}, {_FIRST.format(S.MODEL_VERSION)} AS {S.MODEL_VERSION},
+        count(*) AS {S.N_SEGMENTS}, min({S.SEGMENT_INDEX}) AS {S.FIRST_SEGMENT},
+        max({S.SEGMENT_INDEX}) AS {S.LAST_SEGMENT},
+        max({S.SEGMENT_INDEX}) - min({S.SEGMENT_INDEX}) + 1 - count(*) AS {S.MISSING_SEGMENTS},
+        min({S.STARTED_AT}) AS {S.STARTED_AT}, max({S.FINISHED_AT}) AS {S.LAST_COMMITTED_AT},
+        sum({S.DURATION_S}) AS {S.STREAM_S}, sum({S.N_FRAMES})::BIGINT AS {S.N_FRAMES},
+        sum({S.N_FRAMES_DROPPED})::BIGINT AS {S.N_FRAMES_DROPPED}, sum({S.N_HUMAN_ROWS})::BIGINT AS {S.N_HUMAN_ROWS},
+        max({S.GAP_BEFORE_S}) FILTER (WHERE {S.SEGMENT_INDEX} = 0) AS {S.GAP_BEFORE_S},
+        count(*) FILTER (WHERE {S.SEGMENT_INDEX} > 0 AND {S.GAP_BEFORE_S} IS NOT NULL) AS {S.N_GAPS},
+        coalesce(sum({S.GAP_BEFORE_S}) FILTER (WHERE {S.SEGMENT_INDEX} > 0), 0) AS {S.GAP_S},
+        list({S.VIDEO_ID} ORDER BY {S.SEGMENT_INDEX}) AS {S.VIDEO_IDS}
+    FROM runs WHERE {S.SESSION_ID} IS NOT NULL GROUP BY {S.SESSION_ID}"""
 LIVE_VIEWS = f"""
 -- the live run of a video: its latest committed run
 CREATE VIEW runs AS {_RUNS_VIEW};
@@ -104,6 +118,10 @@ CREATE VIEW failures AS SELECT * FROM ({_latest("failures", S.SOURCE_URI, f"{S.F
                                         AND s.{S.PROBED_AT} > f.{S.FAILED_AT}));
 -- what discovery last saw of each source
 CREATE VIEW sources AS {_SOURCES_VIEW};
+-- the health of each live camera: its latest row
+CREATE VIEW {S.LIVE_STATUS.name} AS {_LIVE_STATUS_VIEW};
+-- live sessions, put back together from their segments (the live runs of each session_id)
+CREATE VIEW {S.SESSIONS.name} AS {_SESSIONS_VIEW};
 -- results (evaluations): the rows of the latest run of each key
 """ + "\n".join(f"CREATE VIEW {name} AS {sql};" for name, sql in _RESULTS_VIEWS.items()) + "\n"
 

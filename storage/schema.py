@@ -10,7 +10,8 @@ Coordinate frames and units
 * **World frame** (``*_world*``): the camera frame of the first processed frame of the video (x right, y down,
   z forward, OpenCV convention), in **metres as the model predicts them**. Human3R's scale is metric up to the
   network's accuracy; nothing is rescaled afterwards. When a run uses ``reset_interval``, the segments are chained
-  into this one frame exactly as the reference does.
+  into this one frame exactly as the reference does. The segments of a live session (``human3r live``: each a video
+  of its own) all share the session's world frame: the camera of the session's first frame.
 * **Camera frame** (``*_cam*``): the camera of the row's own frame, same axis convention.
 * **Rotations** are axis-angle vectors (radians) in the frame named by the column.
 * **Pixels** (``*_px``): ``src`` columns are in the source video's pixels after display rotation; ``work`` columns
@@ -49,9 +50,12 @@ run's ``run_id``), then its row to ``runs``, which is the moment the video becom
 7. **evaluations** (kind ``results``): every row of the latest evaluation run (``evaluated_at``, then ``run_id``)
    of each key ``(model_version, precision, params_hash, protocol, benchmark, sequence)``: a sequence evaluated
    again replaces its rows, a failed evaluation shows until a later one of the same key succeeds.
+8. **live_status**: the latest row per ``camera`` (an event log of each live camera's health).
+9. **sessions** is not stored: it groups the live runs that carry a ``session_id`` (live segments) by session.
 
 ``storage.catalog`` defines these rules as the views ``runs``, ``videos``, ``frames``, ``humans``, ``points``,
-``failures`` and ``sources``; the stored tables are also reachable as ``<table>_all``.
+``failures``, ``sources``, the derived tables, ``evaluations``, ``live_status`` and ``sessions``; the stored tables
+are also reachable as ``<table>_all``.
 
 What a plain Delta reader sees (Spark, Trino, Polars, DuckDB's ``delta_scan``, ``deltalake``), rules not applied
 ---------------------------------------------------------------------------------------------------------------
@@ -67,8 +71,9 @@ What a plain Delta reader sees (Spark, Trino, Polars, DuckDB's ``delta_scan``, `
 * **evaluations** keeps every evaluation run: take the latest run per key (rule 7). A re-run evaluates only what
   is missing or failed, so without ``--force`` a key has one ok run (and the failed ones before it, if any).
 * **failures** and **sources** keep every row too (when and why a file failed, each probe): take the latest per
-  ``source_uri`` (rules 4, 5). They are event logs of small rows, not data: deleting their history would lose
-  what the dashboard and re-probing read, and doubles there count events, not frames.
+  ``source_uri`` (rules 4, 5); **live_status** keeps every health row: take the latest per ``camera`` (rule 8).
+  They are event logs of small rows, not data: deleting their history would lose what the dashboard and
+  re-probing read, and doubles there count events, not frames.
 
 A reader that applies the rules (ours does) reads ``runs`` first, then the data tables, within
 :data:`REPLACED_GRACE_S` (rows are committed before the run that makes them visible, and replaced rows stay that
@@ -137,6 +142,13 @@ N_TRACKS = "n_tracks"
 N_POINTS = "n_points"
 N_DECODE_ERRORS = "n_decode_errors"
 HOST = "host"
+# runs of live segments (`human3r live`: a session of a camera lands as consecutive segments, each a video)
+CAMERA = "camera"
+SESSION_ID = "session_id"
+SEGMENT_INDEX = "segment_index"
+SEGMENT_START_S = "segment_start_s"
+GAP_BEFORE_S = "gap_before_s"
+N_FRAMES_DROPPED = "n_frames_dropped"
 
 # sources (what discovery has seen)
 MTIME_NS = "mtime_ns"
@@ -278,15 +290,17 @@ _TIME = Column(TIMESTAMP_S, _F64, "presentation timestamp of the frame, seconds 
 
 VIDEO_COLUMNS = (
     _VIDEO,
-    Column(CONTENT_SHA256, pa.string(), "sha256 of the file's bytes, 64 hex chars"),
+    Column(CONTENT_SHA256, pa.string(), "sha256 of the file's bytes, 64 hex chars (a live segment, which has no "
+                                        "file: of the text 'live:<session_id>:<segment_index>')"),
     Column(SOURCE_URI, pa.string(), "where the file was read from (path or URI) when it was last processed"),
-    Column(SIZE_BYTES, _I64, "file size in bytes"),
+    Column(SIZE_BYTES, _I64, "file size in bytes (a live segment: bytes of the stream's packets received in it)"),
     Column(DURATION_S, _F64, "stream duration in seconds", nullable=True),
     Column(FPS, _F64, "average frame rate (frames per second) of the video stream", nullable=True),
     Column(WIDTH_PX, _I32, "displayed width in pixels (after display rotation)"),
     Column(HEIGHT_PX, _I32, "displayed height in pixels (after display rotation)"),
     Column(ROTATION_DEG, _I16, "display rotation applied to the decoded frames, degrees counter-clockwise"),
-    Column(FRAME_COUNT, _I64, "number of frames in the stream (decoded count when the container has none)"),
+    Column(FRAME_COUNT, _I64, "number of frames in the stream (decoded count when the container has none; a live "
+                               "segment: frames decoded in it, those the model skipped included)"),
     Column(CODEC, pa.string(), "codec name of the video stream", nullable=True),
 )
 
@@ -319,6 +333,22 @@ RUNS = Table(
         Column(N_POINTS, _I64, "rows written to points"),
         Column(N_DECODE_ERRORS, _I32, "packets or frames the decoder could not read (the video still completed)"),
         Column(HOST, pa.string(), "machine that ran it", nullable=True),
+        # live segments (`human3r live`): null for the run of a video file. Added in place (nullable, schema 2
+        # unchanged): Delta schema evolution adds them to older runs tables on their next append
+        Column(CAMERA, pa.string(), "live segment: the camera's name (one live process or actor per camera)",
+               nullable=True),
+        Column(SESSION_ID, pa.string(), "live segment: its session (32 hex chars; one recurrent state, world frame "
+                                        "and set of track ids from the first segment to the last)", nullable=True),
+        Column(SEGMENT_INDEX, _I32, "live segment: 0, 1, 2, ... within its session", nullable=True),
+        Column(SEGMENT_START_S, _F64, "live segment: stream time of its first frame, seconds from the session's "
+                                      "first frame (= its frames' smallest timestamp_s)", nullable=True),
+        Column(GAP_BEFORE_S, _F64, "live segment: seconds without frames just before it (the stream dropped and "
+                                   "came back: within the session's gap limit the session goes on, beyond it this "
+                                   "is segment 0 of a new session); null when frames came without a break",
+               nullable=True),
+        Column(N_FRAMES_DROPPED, _I64, "live segment: frames decoded but skipped because the model was busy (the "
+                                       "model takes the newest frame; frame_idx counts every decoded frame)",
+               nullable=True),
     ),
     kind="runs",
     sort_by=(VIDEO_ID, FINISHED_AT),
@@ -450,6 +480,93 @@ POINTS = Table(
         Column(CONF, _F32, "pointmap confidence (>= 1; higher is more reliable)"),
     ),
     sort_by=(VIDEO_ID, FRAME_IDX),
+)
+
+# sessions (view): a live session put back together from its segments (the live runs of one session_id)
+N_SEGMENTS, FIRST_SEGMENT, LAST_SEGMENT, MISSING_SEGMENTS = "n_segments", "first_segment", "last_segment", \
+    "missing_segments"
+LAST_COMMITTED_AT, STREAM_S, N_GAPS, GAP_S, VIDEO_IDS = "last_committed_at", "stream_s", "n_gaps", "gap_s", "video_ids"
+SESSIONS = Table(
+    "sessions",
+    "One row per live session (`human3r live`, flow `live-cameras`): its segments are the live runs with its "
+    "session_id, each a video whose rows are in the session's world frame (the camera of the session's first "
+    "frame) with the session's track ids, and frame_idx / timestamp_s counting from the session's start, so "
+    "`SELECT * FROM humans JOIN runs USING (video_id) WHERE session_id = ?` is the whole session. A crash loses at "
+    "most the segment that was open (missing_segments counts holes, not that one).",
+    (
+        Column(SESSION_ID, pa.string(), "the session (runs.session_id)"),
+        Column(CAMERA, pa.string(), "the camera's name", nullable=True),
+        Column(SOURCE_URI, pa.string(), "the stream it read (credentials removed)"),
+        Column(MODEL_VERSION, pa.string(), "model identity of its segments"),
+        Column(N_SEGMENTS, _I64, "segments committed"),
+        Column(FIRST_SEGMENT, _I32, "smallest segment_index committed (0 unless segments were removed)"),
+        Column(LAST_SEGMENT, _I32, "largest segment_index committed"),
+        Column(MISSING_SEGMENTS, _I64, "segment indices between the first and the last that are not committed"),
+        Column(STARTED_AT, _TS, "when its first committed segment started (UTC)"),
+        Column(LAST_COMMITTED_AT, _TS, "when its last segment was committed (UTC)"),
+        Column(STREAM_S, _F64, "seconds of stream its segments cover (sum of their duration_s)", nullable=True),
+        Column(N_FRAMES, _I64, "processed frames (rows of frames)"),
+        Column(N_FRAMES_DROPPED, _I64, "frames skipped because the model was busy", nullable=True),
+        Column(N_HUMAN_ROWS, _I64, "rows of humans (person x frame)"),
+        Column(GAP_BEFORE_S, _F64, "the break before its first segment when the session began because the "
+                                   "previous one's stream stayed away too long; null otherwise", nullable=True),
+        Column(N_GAPS, _I64, "breaks inside the session (stream dropped and came back within the gap limit)"),
+        Column(GAP_S, _F64, "seconds of those breaks"),
+        Column(VIDEO_IDS, pa.list_(pa.string()), "its segments' video ids, in segment order"),
+    ),
+    kind="view",
+)
+
+# live_status (events): the health of each camera's live process, the latest row per camera
+STATE, SEGMENTS_COMMITTED, FRAMES_DECODED, FRAMES_PROCESSED = "state", "segments_committed", "frames_decoded", \
+    "frames_processed"
+FRAMES_DROPPED, FPS_IN, FPS_OUT, LATENCY_P50_MS, LATENCY_P95_MS = "frames_dropped", "fps_in", "fps_out", \
+    "latency_p50_ms", "latency_p95_ms"
+PEOPLE_NOW, LAST_VIDEO_ID, RECONNECTS, RESTARTS, PID = "people_now", "last_video_id", "reconnects", "restarts", "pid"
+UPDATED_AT, STATUS_INTERVAL_S, FEED_URL = "updated_at", "status_interval_s", "feed_url"
+LIVE_STATES = ("starting", "running", "reconnecting", "stopped", "failed")  # live_status.state
+LIVE_STATUS = Table(
+    "live_status",
+    "The health of each live camera (`human3r live`, flow `live-cameras`), written by its process every "
+    "status_interval_s seconds and when its state changes: the latest row per camera counts (the view), every "
+    "row is kept in live_status_all. A row older than a few intervals means the process is gone.",
+    (
+        Column(CAMERA, pa.string(), "the camera's name"),
+        Column(SOURCE_URI, pa.string(), "the stream it reads (credentials removed)"),
+        Column(STATE, pa.string(), "starting | running | reconnecting (the stream dropped: trying again with "
+                                   "back-off) | stopped (ended cleanly) | failed (see message)"),
+        Column(MESSAGE, pa.string(), "why it is reconnecting or failed (one line)", nullable=True),
+        Column(SESSION_ID, pa.string(), "the session it is in (null between sessions)", nullable=True),
+        Column(SEGMENT_INDEX, _I32, "the open segment's index (null when none is open)", nullable=True),
+        Column(SEGMENTS_COMMITTED, _I32, "segments this process committed"),
+        Column(LAST_VIDEO_ID, pa.string(), "video_id of the last segment committed", nullable=True),
+        Column(LAST_COMMITTED_AT, _TS, "when the last segment was committed (UTC)", nullable=True),
+        Column(FRAMES_DECODED, _I64, "frames decoded by this process"),
+        Column(FRAMES_PROCESSED, _I64, "frames the model processed"),
+        Column(FRAMES_DROPPED, _I64, "frames skipped because the model was busy (decoded - processed, less the "
+                                     "few in the queue)"),
+        Column(FPS_IN, _F32, "frames decoded per second over the last status interval"),
+        Column(FPS_OUT, _F32, "frames processed per second over the last status interval"),
+        Column(LATENCY_P50_MS, _F32, "median milliseconds from a frame's arrival (decoded) to its feed message, "
+                                     "over the last status interval", nullable=True),
+        Column(LATENCY_P95_MS, _F32, "95th percentile of the same", nullable=True),
+        Column(PEOPLE_NOW, _I32, "people in the last processed frame"),
+        Column(RECONNECTS, _I32, "times the stream dropped and was reopened"),
+        Column(RESTARTS, _I32, "times the deployment restarted this camera's actor (0 for `human3r live`)"),
+        Column(MODEL_VERSION, pa.string(), "model identity"),
+        Column(HOST, pa.string(), "machine that runs it", nullable=True),
+        Column(PID, _I64, "its process id"),
+        Column(FEED_URL, pa.string(), "its WebSocket feed of people in the world (ws://host:port/feed); null "
+                                      "without one", nullable=True),
+        Column(STARTED_AT, _TS, "when this process started (UTC)"),
+        Column(UPDATED_AT, _TS, "when this row was written (UTC); the latest row per camera counts"),
+        Column(STATUS_INTERVAL_S, _F32, "seconds between two rows while it runs"),
+    ),
+    kind="events",
+    key=(CAMERA,),
+    latest_by=UPDATED_AT,
+    sort_by=(CAMERA, UPDATED_AT),
+    stats=(CAMERA, UPDATED_AT),
 )
 
 # track_quality (derived): per-track label quality, computed by tasks/labels/quality.py (`human3r labels score`)
@@ -644,7 +761,7 @@ EVALUATIONS = Table(
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (VIDEOS, RUNS, FAILURES, SOURCES, FRAMES, HUMANS, POINTS,
-                                                 TRACK_QUALITY, SCENES, EVALUATIONS)}
+                                                 TRACK_QUALITY, SCENES, EVALUATIONS, SESSIONS, LIVE_STATUS)}
 STORED_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.stored)
 DATA_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.kind == "data")
 

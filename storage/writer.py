@@ -160,8 +160,11 @@ class VideoWriter:
     def n_tracks(self) -> int:
         return len(self._tracks)
 
-    def finish(self, *, videos: pa.Table | Mapping, n_decode_errors: int | None = None) -> FinishedRun:
-        """Close the files and build the runs row; nothing is visible yet (see `commit_runs`)."""
+    def finish(self, *, videos: pa.Table | Mapping, n_decode_errors: int | None = None,
+               runs_extra: Mapping | None = None) -> FinishedRun:
+        """Close the files and build the runs row; nothing is visible yet (see `commit_runs`). `runs_extra`: values
+        of the runs row's optional columns (a live segment's session_id, segment_index, ...); those not given are
+        null."""
         video = conform(S.VIDEOS, videos)
         if video.num_rows != 1 or video.column(S.VIDEO_ID)[0].as_py() != self.video_id:
             raise SchemaMismatchError(f"videos must hold exactly one row, for video {self.video_id}")
@@ -184,12 +187,15 @@ class VideoWriter:
             S.N_HUMAN_ROWS: self.rows[S.HUMANS.name], S.N_TRACKS: len(self._tracks),
             S.N_POINTS: self.rows[S.POINTS.name], S.N_DECODE_ERRORS: run.n_decode_errors, S.HOST: run.host,
         }
+        optional = {c.name: None for c in S.RUNS.columns if c.nullable and c.name not in row}
+        row = row | optional | dict(runs_extra or {})
         runs_row = conform(S.RUNS, {k: [v] for k, v in row.items()})
         return FinishedRun(files, runs_row, run.run_id, dict(self.rows))
 
-    def commit(self, *, videos: pa.Table | Mapping, n_decode_errors: int | None = None) -> FinishedRun:
+    def commit(self, *, videos: pa.Table | Mapping, n_decode_errors: int | None = None,
+               runs_extra: Mapping | None = None) -> FinishedRun:
         """Finish and make this run's rows live in one step (replacing the video's earlier run)."""
-        finished = self.finish(videos=videos, n_decode_errors=n_decode_errors)
+        finished = self.finish(videos=videos, n_decode_errors=n_decode_errors, runs_extra=runs_extra)
         commit_runs(self.root, [finished], txn=finished.run_id)
         self.committed = finished
         return finished
