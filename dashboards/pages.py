@@ -1,5 +1,5 @@
-"""The pages: Overview, Videos (paginated list), Video (plots and the frame scrubber), Models (benchmark results), SQL;
-and their data endpoints.
+"""The pages: Overview, Videos (paginated list), Video (plots and the frame scrubber), Models (benchmark results), Live
+(cameras and sessions), SQL; and their data endpoints.
 
 Each handler validates its parameters (ids are 16 hex chars, numbers are bounded), runs bounded queries
 (`dashboards.queries`), builds figures (`dashboards.figures`) and renders a template. Plain ``def`` handlers: FastAPI
@@ -26,6 +26,7 @@ router = APIRouter()
 PageNo = Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")]
 FrameIdx = Annotated[int, Path(ge=0, le=2**31 - 1)]
 SqlText = Annotated[str, Query(max_length=20_000)]
+LIVE_RELOAD_S = 10  # the Live page reloads itself this often
 
 
 def _render(request: Request, template: str, **context) -> HTMLResponse:
@@ -180,6 +181,19 @@ def models(request: Request):
                               "figure": figures.sequence_bars(f"{col.label} per sequence", unit,
                                                               by_model)})
     return _render(request, "models.html", tables=tables, configs=configs, failed=failed, plots=plots)
+
+
+# ---------------------------------------------------------------------------------------------------- live
+@router.get("/live", response_class=HTMLResponse)
+def live(request: Request):
+    """The live cameras (their latest health rows) and the latest sessions; the page reloads itself."""
+    snap = request.app.state.snapshot
+    snap.refresh(force=True)  # one version check per table: a live page shows the last commit, not a 30 s old one
+    with snap.catalog():
+        cameras = queries.live_cameras(snap)
+        sessions = queries.live_sessions(snap)
+    return _render(request, "live.html", cameras=cameras, sessions=sessions, reload_s=LIVE_RELOAD_S,
+                   stale_intervals=queries.LIVE_STALE_INTERVALS)
 
 
 # ---------------------------------------------------------------------------------------------------- SQL

@@ -259,3 +259,24 @@ def failed_sequences(snap) -> list[dict]:
     return snap.rows(f"""SELECT {S.MODEL_VERSION}, {S.PRECISION}, {S.PROTOCOL}, {S.BENCHMARK}, {S.SEQUENCE},
         {S.ERROR_TYPE}, {S.MESSAGE}, {S.EVALUATED_AT} FROM evaluations WHERE {S.STATUS} = 'failed'
         ORDER BY {S.EVALUATED_AT} DESC LIMIT 100""")
+
+# ---------------------------------------------------------------------------------------------------- live
+LIVE_STALE_INTERVALS = 3  # a camera that has not reported for this many status intervals is shown as gone
+LIVE_ACTIVE_STATES = ("starting", "running", "reconnecting")  # states of a process that should keep reporting
+SESSIONS_SHOWN = 50
+
+
+def live_cameras(snap) -> list[dict]:
+    """Each camera's latest health row (the ``live_status`` view), with ``stale_s``: seconds since it reported,
+    when an active camera is overdue (its process is gone), else None."""
+    rows = snap.rows(f"""SELECT *, epoch(now() - {S.UPDATED_AT}) AS age_s FROM {S.LIVE_STATUS.name}
+        ORDER BY {S.CAMERA}""")
+    for r in rows:
+        overdue = r["age_s"] > LIVE_STALE_INTERVALS * max(r[S.STATUS_INTERVAL_S] or 0, 1)
+        r["stale_s"] = r["age_s"] if overdue and r[S.STATE] in LIVE_ACTIVE_STATES else None
+    return rows
+
+
+def live_sessions(snap, limit: int = SESSIONS_SHOWN) -> list[dict]:
+    """The latest live sessions (the ``sessions`` view), newest commit first."""
+    return snap.rows(f"SELECT * FROM {S.SESSIONS.name} ORDER BY {S.LAST_COMMITTED_AT} DESC LIMIT ?", [limit])

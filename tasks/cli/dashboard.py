@@ -9,24 +9,6 @@ from __future__ import annotations
 
 import click
 
-from tasks.errors import UsageError
-
-
-def _bind(host: str, port: int):
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host.strip("[]"), port))
-    except OSError as err:
-        sock.close()
-        raise UsageError(f"cannot listen on {host}:{port} ({err.strerror or err}): pass another --port, or --port 0 "
-                         "for any free one") from None
-    sock.listen(128)
-    return sock
-
 
 @click.command(context_settings={"max_content_width": 110})
 @click.option("--root", required=True, envvar="HUMAN3R_DATASET", show_envvar=True,
@@ -64,14 +46,14 @@ def dashboard(root: str, host: str, port: int, refresh_s: float, sql_timeout_s: 
       human3r dashboard --root data/demo          # then open http://127.0.0.1:8050/
     """
     from dashboards.app import create_app, serve
+    from tasks.ops.listen import LOOPBACK, bind, shown_host
 
     app = create_app(root, host=host, refresh_s=refresh_s, sql_timeout_s=sql_timeout_s, sql_max_rows=sql_max_rows,
                      csv_max_rows=csv_max_rows)
-    sock = _bind(host, port)
+    sock = bind(host, port)
     bound_port = sock.getsockname()[1]
-    shown_host = f"[{host.strip('[]')}]" if ":" in host else host
-    click.echo(f"dashboard of {root} at http://{shown_host}:{bound_port}/ (Ctrl-C stops it)", err=False)
-    if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
+    click.echo(f"dashboard of {root} at http://{shown_host(host)}:{bound_port}/ (Ctrl-C stops it)", err=False)
+    if host not in LOOPBACK:
         click.secho(f"warning: listening on {host}: anyone who can reach this machine can read the dataset",
                     fg="yellow", err=True)
     try:

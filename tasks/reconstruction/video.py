@@ -18,7 +18,8 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 
@@ -80,17 +81,20 @@ class FrameTag:
     timestamp_s: float  # presentation time, seconds from the stream start
     geometry: WorkingGeometry  # source frame -> working image
     image: torch.Tensor  # (1, 3, H, W) the working image the network sees, in [-1, 1] (colours of the points)
+    source: Any = None  # the decoded frame it was made from (a live frame carries its arrival time)
 
 
-def tagged_frames(reader: FrameReader, cfg: Human3RConfig) -> Iterator[tuple[FrameTag, Frame]]:
-    """Decoded frames -> `(tag, network input)` pairs for `human3r.stream.run_stream`."""
+def tagged_frames(frames: Iterable, cfg: Human3RConfig) -> Iterator[tuple[FrameTag, Frame]]:
+    """Decoded frames (anything with ``index``, ``timestamp_s`` and ``rgb``: a `FrameReader`'s, a live source's)
+    -> `(tag, network input)` pairs for `human3r.stream.run_stream`."""
     geometry = None
-    for decoded in reader:
-        h, w = decoded.rgb.shape[:2]
+    for decoded in frames:
+        rgb = decoded.rgb
+        h, w = rgb.shape[:2]
         if geometry is None or geometry.source_wh != (w, h):
             geometry = WorkingGeometry.for_source(w, h, cfg.image_size)
-        frame = prepare_frame(decoded.rgb, cfg.image_size, cfg.dino.image_res)
-        yield FrameTag(decoded.index, decoded.timestamp_s, geometry, frame.img), frame
+        frame = prepare_frame(rgb, cfg.image_size, cfg.dino.image_res)
+        yield FrameTag(decoded.index, decoded.timestamp_s, geometry, frame.img, decoded), frame
 
 
 def check_identity(identity: RunIdentity, model: torch.nn.Module, body_model: BodyModel | None) -> None:

@@ -29,12 +29,12 @@ from storage.geometry import SMPLX_PARENTS
 from tasks.scenes.bodies import HEAD_JOINT, NUM_SKELETON, pose_world
 
 WINDOW_FRAMES = 128  # frames of points read per query
-_CHAINS = []  # the skeleton as line strips: each strip a chain of joints from a branch point to a leaf
+SKELETON_CHAINS = []  # the skeleton as line strips: each strip a chain of joints from a branch point to a leaf
 for _leaf in sorted(set(range(NUM_SKELETON)) - set(SMPLX_PARENTS)):
     _chain = [_leaf]
     while SMPLX_PARENTS[_chain[-1]] >= 0 and (len(_chain) == 1 or SMPLX_PARENTS.count(_chain[-1]) == 1):
         _chain.append(SMPLX_PARENTS[_chain[-1]])
-    _CHAINS.append(_chain[::-1])
+    SKELETON_CHAINS.append(_chain[::-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +164,7 @@ def _log_person(rec, rr, path: str, track: int, head: np.ndarray, verts, joints)
     if verts is not None:
         rec.log(f"{path}/mesh", rr.Mesh3D.from_fields(vertex_positions=verts))
     if joints is not None:
-        rec.log(f"{path}/skeleton", rr.LineStrips3D([joints[c] for c in _CHAINS], radii=0.01))
+        rec.log(f"{path}/skeleton", rr.LineStrips3D([joints[c] for c in SKELETON_CHAINS], radii=0.01))
         head = joints[HEAD_JOINT]
     rec.log(f"{path}/head", rr.Points3D([head], labels=[f"track {track}"], radii=0.05, show_labels=True))
 

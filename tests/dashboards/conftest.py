@@ -1,6 +1,7 @@
 """The dashboard tests' dataset: synthetic videos, one real video reconstructed with untrained weights, one failure,
-track-quality rows for one video, and benchmark results of two models (made once per session; tests only read it,
-except the refresh test, which writes into a copy)."""
+track-quality rows for one video, benchmark results of two models, and a live session of two segments with the
+health rows of two cameras (made once per session; tests only read it, except the refresh test, which writes into a
+copy)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,44 @@ def write_quality_rows(root, video_id: str) -> list[dict]:
     return rows
 
 
+def write_live_rows(root) -> dict:
+    """What live cameras leave: a session of two segments (synthetic rows, session columns filled) and the health
+    rows of two cameras, `lobby` reporting now and `gate` silent for ten minutes while 'running' (its process
+    died)."""
+    from storage.synthetic import synth_video
+    from storage.writer import RunInfo, VideoWriter, write_rows
+
+    session, ids = "0" * 31 + "1", []
+    for index in range(2):
+        v = synth_video(4242, index, SynthSpec(n_frames=10, points_per_frame=16, max_people=2, width=640, height=360))
+        run = RunInfo(model_version="synthetic:0", preset="synthetic", params={},
+                      started_at=dt.datetime.now(dt.UTC), source_uri="rtsp://lobby.local/stream")
+        with VideoWriter(open_root(root), v["video_id"], run) as writer:
+            for name in S.DATA_TABLES:
+                writer.append(name, v[name])
+            writer.commit(videos=v["videos"], runs_extra={
+                S.CAMERA: "lobby", S.SESSION_ID: session, S.SEGMENT_INDEX: index, S.SEGMENT_START_S: 10.0 * index,
+                S.GAP_BEFORE_S: 2.5 if index else None, S.N_FRAMES_DROPPED: 4})
+        ids.append(v["video_id"])
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for camera, age_s, people in (("lobby", 1, 2), ("gate", 600, 0)):
+        lobby = camera == "lobby"
+        row = {c.name: None for c in S.LIVE_STATUS.columns}
+        row.update({S.CAMERA: camera, S.SOURCE_URI: f"rtsp://{camera}.local/stream", S.STATE: "running",
+                    S.SESSION_ID: session if lobby else None, S.SEGMENT_INDEX: 2 if lobby else None,
+                    S.SEGMENTS_COMMITTED: 2 if lobby else 0, S.FRAMES_DECODED: 250, S.FRAMES_PROCESSED: 200,
+                    S.FRAMES_DROPPED: 50, S.FPS_IN: 25.0, S.FPS_OUT: 20.0, S.LATENCY_P50_MS: 41.0,
+                    S.LATENCY_P95_MS: 77.0, S.PEOPLE_NOW: people, S.RECONNECTS: 1, S.RESTARTS: 0,
+                    S.MODEL_VERSION: "synthetic:0", S.PID: 4242, S.STARTED_AT: now,
+                    S.LAST_VIDEO_ID: ids[-1] if lobby else None, S.LAST_COMMITTED_AT: now if lobby else None,
+                    S.UPDATED_AT: now - dt.timedelta(seconds=age_s),
+                    S.STATUS_INTERVAL_S: 3600.0 if lobby else 10.0})  # lobby stays fresh for the whole session
+        rows.append(row)
+    write_rows(open_root(root), S.LIVE_STATUS.name, {c: [r[c] for r in rows] for c in S.LIVE_STATUS.column_names})
+    return {"session": session, "segments": ids}
+
+
 @pytest.fixture(scope="session")
 def dash_dataset(tmp_path_factory, human3r_cli):
     """{'root', 'synthetic': [ids], 'real': id, 'video_path', 'bad_path', 'quality_video', 'spec'}."""
@@ -79,8 +118,9 @@ def dash_dataset(tmp_path_factory, human3r_cli):
     if "track_quality" in S.TABLES:
         write_quality_rows(root, quality_video)
     write_evaluations(root)
+    live = write_live_rows(root)
     return {"root": root, "synthetic": ids, "real": real, "video_path": video, "bad_path": str(bad),
-            "quality_video": quality_video, "spec": SPEC}
+            "quality_video": quality_video, "spec": SPEC, "live": live}
 
 
 def write_evaluations(root) -> None:

@@ -3,8 +3,8 @@ goes through every page. Numbers on the pages are checked against DuckDB, plots 
 run, and hostile inputs are refused.
 
 Screenshots of every page are written to build/screenshots/dashboard/ (or $HUMAN3R_SCREENSHOTS) for a person to
-look at: overview.png, videos.png, video_synthetic.png, video_real.png, models.png, sql.png, sql_refused.png,
-error.png.
+look at: overview.png, videos.png, video_synthetic.png, video_real.png, models.png, live.png, sql.png,
+sql_refused.png, error.png.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def test_overview_numbers_match_duckdb(page, dash_dataset):
 
 def test_videos_list_search_and_link(page, dash_dataset):
     page.goto("/videos")
-    n = len(dash_dataset["synthetic"]) + 1
+    n = len(dash_dataset["synthetic"]) + 1 + len(dash_dataset["live"]["segments"])
     assert page.get_attribute("#videos-count", "data-value") == str(n)
     assert page.locator("#videos tbody tr").count() == n
     page.screenshot(path=SHOTS / "videos.png", full_page=True)
@@ -317,6 +317,33 @@ def test_sql_page_runs_queries_recipes_and_csv(page, dash_dataset):
     page.goto("/sql?q=SELECT+*+FROM+points&limit=5")
     assert page.locator("#sql-result tbody tr").count() == 5
     assert page.get_attribute("#sql-summary", "data-truncated") == "true"
+
+
+def test_live_page_shows_each_camera_and_the_sessions(page, dash_dataset):
+    root, live = dash_dataset["root"], dash_dataset["live"]
+    cameras = query(root, "SELECT * FROM live_status ORDER BY camera")
+    page.goto("/live")
+    assert page.locator("#cameras tr.camera").count() == len(cameras) == 2
+    for cam in cameras:
+        row = page.locator(f"#cameras tr[data-camera='{cam[S.CAMERA]}']")
+        assert row.get_attribute("data-state") == cam[S.STATE]
+        assert float(row.get_attribute("data-fps-out")) == pytest.approx(cam[S.FPS_OUT])
+        assert int(row.get_attribute("data-dropped")) == cam[S.FRAMES_DROPPED]
+        assert int(row.get_attribute("data-people")) == cam[S.PEOPLE_NOW]
+        assert int(row.get_attribute("data-segments")) == cam[S.SEGMENTS_COMMITTED]
+        assert f"{cam[S.LATENCY_P50_MS]:.0f} / {cam[S.LATENCY_P95_MS]:.0f}" in row.inner_text()
+    gate, lobby = (page.locator(f"#cameras tr[data-camera='{c}']") for c in ("gate", "lobby"))
+    assert "gone" in gate.inner_text() and "stale" in gate.get_attribute("class")  # silent for 10 min
+    assert "running" in lobby.inner_text() and "stale" not in lobby.get_attribute("class")
+    session = query(root, "SELECT * FROM sessions")[0]
+    row = page.locator(f"#sessions tr[data-session='{live['session']}']")
+    assert row.get_attribute("data-segments") == str(session[S.N_SEGMENTS]) == "2"
+    assert "1 (2.5 s)" in row.inner_text()  # one break inside the session
+    assert page.locator("meta[http-equiv=refresh]").count() == 1
+    page.screenshot(path=SHOTS / "live.png", full_page=True)
+    lobby.locator(f"a[href='/video/{live['segments'][-1]}']").click()  # the last segment is a video of the dataset
+    page.wait_for_url(f"**/video/{live['segments'][-1]}")
+    assert live["segments"][-1] in page.inner_text("h1")
 
 
 def test_hostile_inputs_are_refused(page, server, dash_dataset, tmp_path):

@@ -42,7 +42,8 @@ def test_row_limit_is_applied_in_duckdb_and_order_kept(snap, dash_dataset):
     assert result.table.column("frame_idx").to_pylist() == sorted(
         [r["frame_idx"] for r in query(dash_dataset["root"], "SELECT frame_idx FROM frames")], reverse=True)[:7]
     exact = usersql.run(snap, "SELECT count(*) AS n FROM videos", limit=5, timeout_s=10)
-    assert exact.table.to_pylist() == [{"n": len(dash_dataset["synthetic"]) + 1}] and not exact.truncated
+    n_videos = len(dash_dataset["synthetic"]) + 1 + len(dash_dataset["live"]["segments"])
+    assert exact.table.to_pylist() == [{"n": n_videos}] and not exact.truncated
     for text in ("DESCRIBE humans", "SHOW TABLES", "SUMMARIZE runs", "EXPLAIN SELECT count(*) FROM frames",
                  "FROM track_speed() LIMIT 3", "WITH t AS (SELECT 1 AS a) SELECT * FROM t"):
         assert usersql.run(snap, text, limit=100, timeout_s=10).table.num_rows > 0, text
