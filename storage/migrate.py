@@ -43,7 +43,7 @@ def _runs_row(video: pa.Table, run: pa.Table) -> pa.Table:
     row = {**{c: video.column(c)[0].as_py() for c in video.column_names},
            **{c: run.column(c)[0].as_py() for c in run.column_names}}
     row[S.SCHEMA_VERSION_COL] = S.SCHEMA_VERSION
-    return conform(S.RUNS, {c: [row[c]] for c in S.RUNS.column_names})
+    return conform(S.RUNS, {c.name: [row.get(c.name) if c.nullable else row[c.name]] for c in S.RUNS.columns})
 
 
 def _convert(old: _fs.Root, new: _fs.Root, progress: Callable[[int], None] | None) -> tuple[int, dict, int]:

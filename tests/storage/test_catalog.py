@@ -56,8 +56,8 @@ def test_views_cover_every_table_with_video_id_first(root):
         for name, table in S.TABLES.items():
             cols = cat.query(f"SELECT * FROM {name} LIMIT 0").column_names
             assert sorted(cols) == sorted(table.column_names), name
-            if table.kind in ("data", "runs", "view"):
-                assert cols[0] == S.VIDEO_ID
+            if table.kind in ("data", "runs", "view"):  # a table of videos starts with video_id, sessions with theirs
+                assert cols[0] == (S.SESSION_ID if table is S.SESSIONS else S.VIDEO_ID)
             if table.stored:
                 assert cat.query(f"SELECT * FROM {name}_all LIMIT 0").column_names == table.column_names
         assert _scalar(cat, "SELECT count(*) FROM videos") == 3
