@@ -1,7 +1,7 @@
 """A live camera in this process, on a file replayed at its frame rate (a real PyAV source, paced like a camera),
 with the model slowed down: the decoder never waits, the frames the model skips are counted everywhere they are
 reported, and the session's segments hold exactly what one uninterrupted `run_stream` over the processed frames
-gives (state, tracks and world frame carried across segments)."""
+gives (state, tracks and world frame carried across segments); the optional Rerun stream draws every frame."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def test_slow_model_drops_frames_counts_them_and_keeps_the_session_whole(tmp_pat
     from tasks.reconstruction.video import tagged_frames
 
     root = init_dataset(open_root(tmp_path / "ds"))
-    options = LiveOptions(realtime=True, segment_seconds=1.0, status_seconds=0.5, feed=FeedOptions(port=0))
+    recording = tmp_path / "live.rrd"
+    options = LiveOptions(realtime=True, segment_seconds=1.0, status_seconds=0.5, feed=FeedOptions(port=0),
+                          rerun=str(recording))
     rows = ReconstructOptions(convert=ConvertOptions(points_per_frame=50, conf_threshold=1.0))
     identity = RunIdentity.of_network(tiny_model, rows)
     camera = LiveCamera(checked_source(clip, options), root, tiny_model, identity, options=options, camera="replay")
@@ -130,3 +132,12 @@ def test_slow_model_drops_frames_counts_them_and_keeps_the_session_whole(tmp_pat
     assert any(a & b for a, b in zip(ids_by_segment, ids_by_segment[1:]))  # people keep their ids across segments
     times = [f[S.TIMESTAMP_S] for f in frames]
     assert times[0] == 0 and all(b > a for a, b in zip(times, times[1:]))
+
+    # the optional Rerun stream (to a file here; to a viewer with its URL) drew every processed frame
+    from rerun.chunk import RrdReader
+
+    entities: dict[str, set] = {}
+    for chunk in RrdReader(str(recording)).store().stream().to_chunks():
+        if not chunk.is_static:
+            entities.setdefault(chunk.entity_path, set()).update(chunk.to_record_batch().column("frame").to_pylist())
+    assert entities["/world/camera"] == entities["/world/people/heads"] == set(kept)
