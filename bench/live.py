@@ -28,6 +28,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -167,6 +168,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: per configuration)")
     ap.add_argument("--no-estimate", action="store_true", help="skip the FLOP count and the H100 estimate")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped bench stops its camera too (finally blocks)
     import torch
 
     cpu = bench_model().cpu_model()

@@ -77,6 +77,7 @@ def live(source: str, root: str, camera: str | None, model: ModelOptions, option
     from tasks.identity import RunIdentity
     from tasks.live.camera import LiveCamera, checked_source
     from tasks.live.options import CAMERA_NAME
+    from tasks.ops.listen import LOOPBACK
     from tasks.reconstruction.video import resolve_device
 
     console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -99,6 +100,9 @@ def live(source: str, root: str, camera: str | None, model: ModelOptions, option
                      log_line=lambda text: console.print(text, markup=False))
     feed = f", feed {cam.feed.url}" if cam.feed is not None else ""
     click.echo(f"live: {spec.public_uri} as camera {cam.name} into {root}{feed} (Ctrl-C or SIGTERM stops it)")
+    if cam.feed is not None and live.feed.host not in LOOPBACK:
+        click.secho(f"warning: the feed listens on {live.feed.host}: anyone who can reach this machine can read it",
+                    fg="yellow", err=True)
     stop = cam.stop_event
 
     def on_signal(signum, frame) -> None:

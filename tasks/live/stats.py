@@ -73,6 +73,8 @@ class LiveStats:
                 S.LAST_COMMITTED_AT: self.last_committed_at, S.FRAMES_PROCESSED: self.processed,
                 S.PEOPLE_NOW: self.people_now, S.RESTARTS: self.restarts,
             }
+        if source.state == "reconnecting" and row[S.STATE] in ("starting", "running"):  # the decoder knows first
+            row[S.STATE], row[S.MESSAGE] = "reconnecting", source.message
         decoded = sum(1 for t in list(source.decode_times) if t > now - window)
         p50, p95 = (np.percentile(recent, [50, 95]).tolist() if recent else (None, None))
         row.update({
