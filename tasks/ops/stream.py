@@ -33,7 +33,8 @@ def serve(port: int = 0, *, fps: float = 25.0, seconds: float | None = None, wid
     import av
 
     frames = _Frames(width, height, seed)
-    with socket.create_server((host, port)) as server:
+    # reuse_port: a new camera process may take over the port while the old one still runs (a camera swapped)
+    with socket.create_server((host, port), reuse_port=True) as server:
         server.settimeout(0.2)
         bound = server.getsockname()[1]
         (ready or (lambda p: print(f"listening on tcp://{host}:{p}", flush=True)))(bound)

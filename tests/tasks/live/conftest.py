@@ -28,7 +28,8 @@ def free_port() -> int:
 
 
 class Camera:
-    """The sample camera on a port: `start()`, `kill()` (SIGKILL, as a camera that dies), `start()` again."""
+    """The sample camera on a port: `start()`, `kill()` (SIGKILL, as a camera that dies), `start()` again, or
+    `swap()`."""
 
     def __init__(self, port: int, fps: float, *extra: str):
         self.port, self.fps, self.extra = port, fps, extra
@@ -50,6 +51,14 @@ class Camera:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+    def swap(self) -> None:
+        """A new camera process takes over the port (it listens beside the old one), then the old one is killed
+        mid-stream: its client's stream drops and can come back at once."""
+        old = self.proc
+        self.start()
+        old.kill()
+        old.wait(10)
 
 
 @pytest.fixture
