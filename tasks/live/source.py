@@ -172,6 +172,9 @@ def open_source(spec: SourceSpec, options: LiveOptions):
         kwargs.update(format="v4l2", timeout=(options.open_timeout_s, options.read_timeout_s))
     try:
         container = av.open(spec.uri, **kwargs)
+    except av.ExitError:  # PyAV's open timeout interrupts FFmpeg ("Immediate exit requested")
+        raise SourceError(f"cannot open {spec.public_uri}: no video within {options.open_timeout_s:g} s "
+                          "(--open-timeout; is the camera up, sending, and the address right?)") from None
     except (av.FFmpegError, OSError) as err:
         raise SourceError(f"cannot open {spec.public_uri}: {media.short_error(err)} (is the camera up and the "
                           "address right?)") from None

@@ -71,6 +71,12 @@ def test_bad_sources_are_one_line_and_exit_2(human3r_cli, tmp_path, request):
         result = human3r_cli("live", source, "--out", root, "--checkpoint", "untrained:tiny", "--open-timeout", "5",
                              code=2)
         assert result.stderr.count("\n") == 1 and says in result.stderr, (source, result.stderr)
+    with socket.socket() as silent:  # a host that answers but sends nothing: the open times out
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        result = human3r_cli("live", f"tcp://127.0.0.1:{silent.getsockname()[1]}", "--out", root, "--checkpoint",
+                             "untrained:tiny", "--open-timeout", "1", code=2)
+    assert result.stderr.count("\n") == 1 and "no video within 1 s (--open-timeout" in result.stderr, result.stderr
     assert not root.exists()  # refused before anything was written
     result = human3r_cli("live", "tcp://127.0.0.1:1", "--out", root, "--camera", "bad name!", code=2)
     assert "--camera" in result.stderr and result.stderr.count("\n") == 1
