@@ -174,6 +174,9 @@ def main() -> None:
     cpu = bench_model().cpu_model()
     print(f"CPU: {cpu}; load average {os.getloadavg()[0]:.1f}; a {args.fps:g} fps stream for {args.seconds:g} s "
           "per configuration")
+    if "bf16" in args.configs and "_bf16" not in cpu:
+        print("note: this CPU has no native bfloat16 (no avx512_bf16 / amx_bf16): bfloat16 is emulated and a 672S "
+              "frame takes minutes; --configs tiny measures the loop alone")
     last = []
     for name in args.configs.split(","):
         r = run_live(name, args.seconds, args.fps, args.threads)
