@@ -27,6 +27,7 @@ FROZEN = (
     "downstream_head.mlp_classif", "downstream_head.mlp_offset",
 )
 CLIP_NORMS = ("reference", "trainable")
+MISSING_DEPTH = ("drop", "distil")
 PRECISIONS = ("float32", "bfloat16")
 
 
@@ -112,8 +113,13 @@ class TrainConfig:
     frozen: tuple[str, ...] = FROZEN  # parameters without a graph; the rest is fixed (gradients pass through)
     precision: str = "float32"  # "bfloat16": autocast (GPUs), float32 master weights and losses
     gradient_checkpointing: bool = False  # recompute decoder blocks and DPT heads in the backward (same numbers)
+    missing_depth: str = "drop"  # samples without ground-truth depth (pseudo-label builds): "drop" them from the
+    #                              pointmap, confidence and camera-pose terms; "distil": targets from the frozen
+    #                              base model's outputs (`human3r.training.distill`)
 
     def __post_init__(self) -> None:
+        if self.missing_depth not in MISSING_DEPTH:
+            raise ConfigError(f"TrainConfig.missing_depth must be one of {MISSING_DEPTH}, got {self.missing_depth!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
         both = sorted(set(self.trainable) & set(self.frozen))

@@ -5,13 +5,17 @@ overwritten after every view (no TTT3R gate, no reset), and gradients flow throu
 is one call of the network's only forward path with `prompts` (the ground-truth head cells: every one of the N
 slots becomes a prompt token, empty ones from the padding tokens) and, when any view of the batch has a ray map,
 the batch's ray maps and masks (views without one get `masked_ray_map_token`). All heads run.
+
+`TrainingForward` is the same as a module call (`forward(views, targets)`), for what calls modules: the frozen
+base model's reparametrised forward (`human3r.training.distill`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
+from torch import nn
 
 from human3r.errors import InputShapeError
 from human3r.model import Human3R
@@ -39,6 +43,10 @@ class ViewPrediction:
     betas: torch.Tensor  # (B, N, 10)
     expression: torch.Tensor  # (B, N, 10)
     transl: torch.Tensor  # (B, N, 3) head joint, camera frame
+
+    def detach(self) -> ViewPrediction:
+        """The values without their graph."""
+        return ViewPrediction(**{f.name: getattr(self, f.name).detach() for f in fields(self)})
 
     @classmethod
     def stack(cls, outs: list[FrameOutput]) -> ViewPrediction:
@@ -82,3 +90,14 @@ def training_forward(model: Human3R, views: list[TrainView], targets: list[Targe
         outs, states = model(frame, states, outputs=OPTIONAL_OUTPUTS, prompts=target.prompts)
         predictions.append(ViewPrediction.stack(outs))
     return predictions
+
+
+class TrainingForward(nn.Module):
+    """`training_forward` as a module: `TrainingForward(model)(views, targets)` -> the views' predictions."""
+
+    def __init__(self, model: Human3R):
+        super().__init__()
+        self.model = model
+
+    def forward(self, views: list[TrainView], targets: list[Targets]) -> list[ViewPrediction]:
+        return training_forward(self.model, views, targets)

@@ -12,6 +12,11 @@ SMPLLoss(L1), as the reference computes them (`human3r.training.config.LossConfi
   loss is below 1), the CenterNet focal loss of the detection scores and the mask BCE; each averaged over the views
   (a view without people counts 0).
 
+Samples flagged without ground-truth depth (`TrainView.has_depth` False: a pseudo-label build) count in no
+pointmap term and not in the camera-pose loss (their pixels are not valid, and their normalisation factor stays at
+its floor, which the pose loss already drops); samples without a person mask (`has_msk` False) count in no mask
+term. Without flags every sample counts, as in the reference.
+
 Everything runs in float32 (autocast off). The names of `LossReport.terms` / `details` are the parity pack's.
 """
 
@@ -94,6 +99,11 @@ def confidence_weighted(loss: torch.Tensor, conf: torch.Tensor, alpha: float) ->
     return out.mean() if out.numel() else out.new_zeros(())
 
 
+def bce(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy; 0 for empty selections."""
+    return F.binary_cross_entropy(pred, target) if pred.numel() else pred.new_zeros(())
+
+
 def focal_score_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """CenterNet focal loss: pred (...) in (0, 1), gt (...) {0, 1}; normalised by the positives (sum of the negative
     part when there is none)."""
@@ -116,7 +126,7 @@ def conf_loss(views: list[TrainView], preds: list[ViewPrediction], cfg: LossConf
     to_view0 = torch.linalg.inv(views[0].camera_pose)
     gt_self = [transform_points(torch.linalg.inv(v.camera_pose), v.pts3d) for v in views]
     gt_cross = [transform_points(to_view0, v.pts3d) for v in views]
-    valid = [v.valid_mask for v in views]
+    valid = [v.valid_mask & v.depth_mask()[:, None, None] for v in views]
     pr_self = [p.pts3d_self for p in preds]
     pr_cross = [p.pts3d_world for p in preds]
     w_self = [torch.log(p.conf_self).detach().clip(eps) for p in preds]
@@ -148,7 +158,7 @@ def conf_loss(views: list[TrainView], preds: list[ViewPrediction], cfg: LossConf
     for kind, gts, prs, confs in (("self", gt_self, pr_self, [p.conf_self for p in preds]),
                                   ("cross", gt_cross, pr_cross, [p.conf_world for p in preds])):
         for i, (g, p, c, v, view) in enumerate(zip(gts, prs, confs, valid, views, strict=True)):
-            sky = view.sky_mask & ~v
+            sky = view.sky_mask & ~v & view.depth_mask()[:, None, None]
             m = v | sky
             dist = torch.norm((p / f_pr)[m] - (g / f_gt)[m], dim=-1)
             dist = torch.where(sky[m], cfg.sky_loss, dist)
@@ -195,8 +205,9 @@ def smpl_loss(views: list[TrainView], targets: list[Targets], preds: list[ViewPr
 
     scores = add("scores", [focal_score_loss(p.scores[m], (t.smpl_scores >= 1).float().unsqueeze(-1)[m])
                             for p, t, m in zip(preds, targets, img_masks, strict=True)])
-    msk = add("msk", [F.binary_cross_entropy(p.human_mask[m], t.msk_mhmr.unsqueeze(-1)[m])
-                      for p, t, m in zip(preds, targets, img_masks, strict=True)])
+    msk_masks = [im & v.msk_mask() for im, v in zip(img_masks, views, strict=True)]
+    msk = add("msk", [bce(p.human_mask[m], t.msk_mhmr.unsqueeze(-1)[m])
+                      for p, t, m in zip(preds, targets, msk_masks, strict=True)])
     total = w.scores * scores
     selected = torch.cat(masks)  # (V * B, N), view-major
     posed: dict[str, torch.Tensor] = {}

@@ -14,6 +14,13 @@ and its fixed modules (decoder, DPT heads, camera head: not trained) have weight
 only, so the fixed modules' weight gradients are never computed: the step is faster and lighter, the losses and the
 trained parameters' gradients are identical, only the clip coefficient (and through AdamW's eps, a few updated
 elements) differ.
+
+Data parallel: `TrainingStep` is the differentiable part of a step as one module call (forward and criterion,
+returning the loss), which is what DDP wraps: one forward per step, and the parameters that received no gradient
+are found from the loss (a prediction the loss did not read, e.g. the SMPL-X heads in a batch without people,
+leaves its modules without gradients). Pass the wrapped module as `train_step(..., runner=ddp)`. Missing ground
+truth (`TrainConfig.missing_depth`): "distil" fills it from the frozen base model before the forward
+(`human3r.training.distill`, pass `base=`), "drop" leaves those samples out of the terms that need it.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from human3r.errors import NonFiniteLossError
+from human3r.errors import ConfigError, NonFiniteLossError
 from human3r.training.bodies import TrainingBodies
-from human3r.training.config import OptimizerConfig, TrainConfig
+from human3r.training.config import LossConfig, OptimizerConfig, TrainConfig
+from human3r.training.distill import BaseOutputs
 from human3r.training.forward import ViewPrediction, training_forward
 from human3r.training.losses import LossReport, compute_losses
 from human3r.training.params import ParameterSets, named_parameters, parameter_groups
@@ -56,6 +64,22 @@ class ClipReport:
     lr: float
 
 
+class TrainingStep(nn.Module):
+    """Forward and criterion as one call: `TrainingStep(model, bodies, cfg.losses)(views, targets)` ->
+    (LossReport with the graph of its total, the predictions without theirs). The loss is computed in float32
+    whatever the autocast outside."""
+
+    def __init__(self, model: nn.Module, bodies: TrainingBodies, losses: LossConfig):
+        super().__init__()
+        self.model = model
+        self.bodies, self.losses = bodies, losses  # plain attributes: not parameters, never synced
+
+    def forward(self, views: list[TrainView], targets: list[Targets]) -> tuple[LossReport, list[ViewPrediction]]:
+        predictions = training_forward(self.model, views, targets)
+        report = compute_losses(views, targets, predictions, self.bodies, self.losses)
+        return report, [p.detach() for p in predictions]
+
+
 def learning_rate(epoch: float, cfg: OptimizerConfig) -> float:
     """The reference's per-iteration schedule at fractional epoch `epoch` (= iteration / iterations per epoch):
     linear warm-up from 0 over `warmup_epochs`, then a half cosine from `lr` down to `min_lr` at `epochs`."""
@@ -73,19 +97,27 @@ def build_optimizer(model: nn.Module, sets: ParameterSets, cfg: TrainConfig) -> 
 
 
 def train_step(model: nn.Module, batch: Sequence[Mapping[str, object]] | list[TrainView], bodies: TrainingBodies,
-               cfg: TrainConfig, *, grad_scale: float = 1.0) -> StepOutput:
+               cfg: TrainConfig, *, grad_scale: float = 1.0, runner: nn.Module | None = None,
+               base: BaseOutputs | None = None) -> StepOutput:
     """Teacher forcing, the forward over the batch's views, the losses, and `backward(loss * grad_scale)`
     (gradients accumulate into `.grad`). `batch`: the collated view dicts (or `TrainView`s), moved to the model's
-    device. Raises NonFiniteLossError (before the backward) when the loss is not finite."""
+    device. `runner`: the `TrainingStep` of `model` to call (e.g. wrapped in DDP; default: a plain one). `base`:
+    the frozen base model that fills samples without ground-truth depth when `cfg.missing_depth` is "distil".
+    Raises NonFiniteLossError (before the backward) when the loss is not finite."""
     device = next(model.parameters()).device
     views = batch if batch and isinstance(batch[0], TrainView) else views_from_batch(batch)
     views = [v.to(device, non_blocking=True) for v in views]
     with torch.no_grad():
         targets = teacher_targets(views, bodies, model.cfg.dino.image_res, model.cfg.dino.patch_size)
     low = cfg.precision == "bfloat16"
+    if cfg.missing_depth == "distil" and not all(bool(v.depth_mask().all()) for v in views):
+        if base is None:
+            raise ConfigError("missing_depth='distil' needs the base model's weights: pass base=BaseOutputs(...)")
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+            views = base.fill_missing_depth(model, views, targets)
+    runner = runner if runner is not None else TrainingStep(model, bodies, cfg.losses)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
-        predictions = training_forward(model, views, targets)
-    report = compute_losses(views, targets, predictions, bodies, cfg.losses)
+        report, predictions = runner(views, targets)
     loss = float(report.total.detach())
     if not math.isfinite(loss):
         bad = sorted(k for k, v in report.terms.items() if not math.isfinite(v))

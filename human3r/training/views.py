@@ -7,6 +7,11 @@ whose tensors have a leading B axis, with the key names of the reference BEDLAM 
 Coordinates: `camera_pose` is camera-to-world (OpenCV axes), `pts3d` world points, `camera_intrinsics` pixels of
 the working image (pixel centres at integers). SMPL-X parameters are per slot (N slots per view, nearest person
 first, zeros in empty slots), in the camera frame.
+
+Supervision flags (optional, a mixture's views carry them): `has_depth` False marks a sample whose depth, points
+and camera are not ground truth (a pseudo-label build: the point, confidence and camera-pose terms drop it, unless
+the step distils them from the base model first), `has_msk` False one without a person mask (the mask term drops
+it). Absent flags mean True (BEDLAM alone, the parity pack).
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class TrainView:
     smplx_right_hand_pose: torch.Tensor  # (B, N, 15, 3)
     smplx_shape: torch.Tensor  # (B, N, 11) betas
     smplx_transl: torch.Tensor  # (B, N, 3) SMPL-X `transl` (pelvis = J_pelvis(betas) + transl)
+    has_depth: torch.Tensor | None = None  # (B,) bool: depth, points and camera are ground truth (None: all)
+    has_msk: torch.Tensor | None = None  # (B,) bool: the person mask is ground truth (None: all)
 
     @property
     def batch_size(self) -> int:
@@ -62,12 +69,21 @@ class TrainView:
         return int(self.img.shape[-2]), int(self.img.shape[-1])
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TrainView:
-        return TrainView(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-                            for f in fields(self)})
+        return TrainView(**{f.name: None if getattr(self, f.name) is None
+                            else getattr(self, f.name).to(device, non_blocking=non_blocking) for f in fields(self)})
+
+    def depth_mask(self) -> torch.Tensor:
+        """(B,) bool: samples whose depth, points and camera are ground truth."""
+        return self.has_depth if self.has_depth is not None else self.img_mask.new_ones(self.batch_size)
+
+    def msk_mask(self) -> torch.Tensor:
+        """(B,) bool: samples whose person mask is ground truth."""
+        return self.has_msk if self.has_msk is not None else self.img_mask.new_ones(self.batch_size)
 
 
 _BOOL = {"valid_mask", "sky_mask", "img_mask", "ray_mask", "is_metric", "camera_only", "depth_only", "single_view",
-         "reset", "smpl_mask"}
+         "reset", "smpl_mask", "has_depth", "has_msk"}
+FLAGS = ("has_depth", "has_msk")  # optional keys (absent: True for every sample)
 
 
 def views_from_batch(batch: Sequence[Mapping[str, object]]) -> list[TrainView]:
@@ -81,12 +97,14 @@ def views_from_batch(batch: Sequence[Mapping[str, object]]) -> list[TrainView]:
     names = [f.name for f in fields(TrainView)]
     problems, views = [], []
     for i, view in enumerate(batch):
-        missing = [k for k in names if k not in view]
+        missing = [k for k in names if k not in view and k not in FLAGS]
         if missing:
             problems.append(f"view {i} lacks {', '.join(missing)}")
             continue
         values = {}
         for k in names:
+            if k not in view:
+                continue
             t = torch.as_tensor(view[k])
             values[k] = t.bool() if k in _BOOL else (t if k == "true_shape" else t.float())
         views.append(TrainView(**values))

@@ -21,7 +21,7 @@ from human3r.weights.identity import preset_of
 from human3r.weights.official import parse_constructor
 from human3r.weights.spec import OFFICIAL_FILES
 
-__all__ = ["config_from_constructor", "config_from_reference_kwargs"]
+__all__ = ["config_from_constructor", "config_from_reference_kwargs", "reference_constructor"]
 
 logger = logging.getLogger(__name__)
 
@@ -158,3 +158,23 @@ def config_from_constructor(constructor: str | None, preset: str | None, source:
         logger.warning("%s holds the %s variant, not the requested %s; using the file's", source,
                        preset_of(config), preset)
     return config
+
+
+def reference_constructor(config: Human3RConfig) -> str:
+    """The reference's constructor string for `config` (the inverse of :func:`config_from_reference_kwargs`):
+    ``ARCroco3DStereo(ARCroco3DStereoConfig(...))`` with every argument that function reads. Internals the
+    reference hard-codes (DPT widths, a DINOv2 size no backbone name gives) need the preset when read back."""
+    parts = {"encoder": config.encoder, "decoder": config.decoder, "dino": config.dino, "heads": config.heads}
+    kwargs: dict[str, Any] = {key: required[0] for key, required in _REQUIRED_VALUES.items()}
+    for key, targets in _KWARG_FIELDS.items():
+        part, name = targets[0]
+        kwargs[key] = getattr(parts[part], name)
+    rope = config.encoder.rope_base
+    kwargs["pos_embed"] = f"RoPE{int(rope) if float(rope).is_integer() else rope}"
+    dims = (config.dino.embed_dim, config.dino.depth, config.dino.num_heads)
+    backbone = next((name for name, d in DINO_BACKBONES.items() if tuple(d) == dims), None)
+    if backbone is not None:
+        kwargs["backbone"] = backbone
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    modes = "depth_mode=('exp', -inf, inf), pose_mode=('exp', -inf, inf), conf_mode=('exp', 1, inf)"
+    return f"ARCroco3DStereo(ARCroco3DStereoConfig({args}, {modes}))"

@@ -1,0 +1,112 @@
+"""What a fine-tuning run is, decided once on the driver before any worker starts: `RunPlan`.
+
+The run's key is a hash of everything that changes the trained weights: the base checkpoint's `model_version` (its
+content hash), the data sources, the step, the loop's length / batch / accumulation / seed, and the number of
+workers (it changes the batch). What does not change them (loader processes, checkpoint cadence, validation,
+tracking, where the run lives) is left out, so a run re-planned with other such values resumes the same run.
+
+* run name (default): ``finetune-<preset>-<key>``: Ray Train's run folder `<output.root>/<name>`; the same config
+  resumes the same run;
+* the fine-tuned model's ``model_version``: ``finetune-<base model_version>-<key>``, which names the base weights
+  and the run (the dataset key of every row made with it).
+
+Inputs are checked here, on the driver, so a bad config fails in one line before the cluster is asked for anything:
+the base checkpoint (readable, of the configured preset), the body model, and every data source (its layout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tasks.errors import OptionsError, UsageError
+from tasks.training.config import TrainOptions
+
+KEY_LENGTH = 12
+# loop fields that do not change the weights (cadence and reporting)
+_LOOP_NOT_WEIGHTS = {"checkpoint_every", "keep_checkpoints", "validate_every", "log_every"}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One fine-tuning run as the driver planned it (picklable: handed to every worker)."""
+
+    options: TrainOptions
+    base_version: str  # model_version of the base weights
+    base_sha256: str | None  # their file's sha256 (None: untrained weights)
+    preset: str  # the network's preset
+    key: str  # hash of what changes the weights (module doc)
+    name: str  # the run's name: Ray Train's run folder under `options.output.root`
+
+    @property
+    def model_version(self) -> str:
+        """The fine-tuned model's dataset key: ``finetune-<base model_version>-<key>``."""
+        return f"finetune-{self.base_version}-{self.key}"
+
+    @property
+    def run_dir(self) -> str:
+        """`<output.root>/<name>`: a local folder (absolute) or an ``s3://`` URI."""
+        root = self.options.output.root
+        if "://" in root:
+            return f"{root.rstrip('/')}/{self.name}"
+        return str(Path(root).expanduser().absolute() / self.name)
+
+    @property
+    def storage_path(self) -> str:
+        """Ray Train's storage_path (the run's parent)."""
+        root = self.options.output.root
+        return root if "://" in root else str(Path(root).expanduser().absolute())
+
+
+def run_key(options: TrainOptions, base_version: str) -> str:
+    """The hash of what changes the weights (module doc), `KEY_LENGTH` hex digits."""
+    what = {
+        "base": base_version,
+        "precision": options.base.precision,
+        "data": [s.model_dump(mode="json") for s in options.data.sources],
+        "step": options.step.model_dump(mode="json"),
+        "loop": options.loop.model_dump(mode="json", exclude=_LOOP_NOT_WEIGHTS),
+        "workers": options.cluster.num_workers,
+    }
+    text = json.dumps(what, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def plan_run(options: TrainOptions, *, check_data: bool = True) -> RunPlan:
+    """Check the inputs (module doc) and plan the run. Raises a `UsageError` subclass naming the problem."""
+    from human3r.weights import inspect_weights
+
+    base = options.base
+    if base.body_model is None:
+        raise OptionsError("base.body_model: the SMPL-X losses need a body model (SMPLX_NEUTRAL.npz or its folder): "
+                           "set it in the config or $HUMAN3R_BODY_MODEL")
+    if "://" not in base.body_model and not os.path.exists(base.body_model):
+        raise OptionsError(f"base.body_model: {base.body_model} does not exist")
+    identity = inspect_weights(base.checkpoint, preset=base.preset, download=True)
+    if base.preset is not None and identity.preset != base.preset:
+        raise OptionsError(f"base.checkpoint {base.checkpoint} holds a {identity.preset} network, the config asks "
+                           f"for {base.preset}: give a {base.preset} checkpoint or change base.preset")
+    if check_data:
+        check_sources(options)
+    key = run_key(options, identity.model_version)
+    name = options.output.name or f"finetune-{identity.preset}-{key}"
+    return RunPlan(options, identity.model_version, identity.sha256, identity.preset, key, name)
+
+
+def check_sources(options: TrainOptions) -> None:
+    """Build every training source once (their constructors check the layout and say what is missing)."""
+    from tasks.training.data.mixture import build_source
+
+    for source in options.data.sources:
+        try:
+            dataset = build_source(source)
+        except UsageError:
+            raise
+        except (OSError, ValueError) as err:
+            raise OptionsError(f"data source {source.source} at {source.root}: {err}") from None
+        if len(dataset) == 0:
+            raise OptionsError(f"data source {source.source} at {source.root} has no sample of "
+                               f"{source.num_views} views: give more footage or fewer num_views")
