@@ -62,6 +62,10 @@ class TrainingBodies:
         (n, 11), SMPL-X transl (n, 3) -> camera-frame vertices (n, 10475, 3) and joints (n, 127, 3); zero
         expression."""
         n = root.shape[0]
+        if n == 0:  # nobody in the batch (smplx cannot pose 0 people): one zero body, none kept
+            one = [t.new_zeros(1, *t.shape[1:]) for t in (root, body, jaw, leye, reye, lhand, rhand, betas, transl)]
+            verts, joints = self.ground_truth(*one)
+            return verts[:0], joints[:0]
         out = self.gt_layer(global_orient=root.reshape(-1, 3), body_pose=body.reshape(-1, 63),
                             jaw_pose=jaw.reshape(-1, 3), leye_pose=leye.reshape(-1, 3), reye_pose=reye.reshape(-1, 3),
                             left_hand_pose=lhand.reshape(-1, 45), right_hand_pose=rhand.reshape(-1, 45),
@@ -81,6 +85,11 @@ class TrainingBodies:
         smpl_transl_pelvis (n, 1, 3), the reference's names.
         """
         n = rotmat.shape[0]
+        if n == 0:  # nobody (smplx cannot pose 0 people): one identity body, none kept
+            eye = torch.eye(3, dtype=rotmat.dtype, device=rotmat.device).expand(1, 53, 3, 3)
+            one = self.predicted(eye, betas.new_zeros(1, *betas.shape[1:]), expression.new_zeros(
+                1, *expression.shape[1:]), head.new_zeros(1, 3), K.new_zeros(1, 3, 3) + torch.eye(3, device=K.device))
+            return {k: v[:0] for k, v in one.items()}
         rotvec = roma.rotmat_to_rotvec(rotmat)
         zeros = rotvec.new_zeros(n, 3)
         out = self.pred_layer(betas=betas, global_orient=zeros, body_pose=rotvec[:, 1:22].flatten(1),

@@ -2,8 +2,8 @@
 
 Every command lives in a module of this package, one per command group (`dataset`: query, schema, synth, vacuum,
 compact, migrate; `reconstruct`: reconstruct, demo; `services`; `watch`; `weights`; `scenes`: fuse, export, view;
-`labels`; `dashboard`; `parity`; `eval`; `live`), listed in `_Group.LAZY` and imported only when its command runs,
-so `human3r --help` does not import torch.
+`labels`; `dashboard`; `parity`; `eval`; `live`; `train`), listed in `_Group.LAZY` and imported only when its
+command runs, so `human3r --help` does not import torch.
 
 Errors we raise on purpose (a bad option value, a missing dataset, a checkpoint that does not match, ...) and
 click's own usage errors become one red line on stderr, never a traceback: exit code 2 when nothing was done
@@ -56,6 +56,7 @@ class _Group(click.Group):
         "parity": ("tasks.cli.parity", "parity"),
         "eval": ("tasks.cli.eval", "eval_"),
         "live": ("tasks.cli.live", "live"),
+        "train": ("tasks.cli.train", "train"),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

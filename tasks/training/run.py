@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tasks.errors import UsageError
 from tasks.training.config import TrainOptions
@@ -89,7 +90,7 @@ def run_plan(plan: RunPlan, *, progress: bool = True, kill_after: int | None = N
     if result.checkpoint is None:
         raise TrainingFailed(f"training run {plan.name} ended without a checkpoint")
     with result.checkpoint.as_directory() as folder:
-        written = write_model(plan, folder)
+        written = write_model(plan, Path(folder))
     metrics = dict(result.metrics or {})
     return FineTuneResult(written.model_path, plan.model_version, plan.run_dir, metrics, written.pth_path,
                           plan.base_version, int(metrics.get("step", 0)))
