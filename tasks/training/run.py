@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,20 @@ def fine_tune(options: TrainOptions, *, progress: bool = True, kill_after: int |
 def run_plan(plan: RunPlan, *, progress: bool = True, kill_after: int | None = None) -> FineTuneResult:
     """Train a planned run on Ray Train and write its model (module doc, steps 2-4)."""
     import ray
+
+    cluster = plan.options.cluster
+    started_here = not ray.is_initialized()
+    if started_here:  # an explicit address, else a private local cluster (never RAY_ADDRESS from elsewhere)
+        ray.init(address=cluster.ray_address or "local", log_to_driver=progress,
+                 **({} if cluster.ray_address else {"num_cpus": os.cpu_count(), "include_dashboard": False}))
+    try:
+        return _fit(plan, progress, kill_after)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _fit(plan: RunPlan, progress: bool, kill_after: int | None) -> FineTuneResult:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -64,10 +79,6 @@ def run_plan(plan: RunPlan, *, progress: bool = True, kill_after: int | None = N
 
     opts = plan.options
     cluster = opts.cluster
-    if not ray.is_initialized():
-        ray.init(address=cluster.ray_address, log_to_driver=progress, include_dashboard=False,
-                 **({} if cluster.ray_address else {"num_cpus": max(1, int(cluster.num_workers
-                                                                            * cluster.cpus_per_worker))}))
     use_gpu = _use_gpu(opts)
     gpus = cluster.gpus_per_worker if cluster.gpus_per_worker is not None else (1.0 if use_gpu else 0.0)
     resources = {"CPU": cluster.cpus_per_worker, **({"GPU": gpus} if gpus else {})}
