@@ -118,7 +118,7 @@ def run_worker(plan: RunPlan, ctx, *, progress: bool = True, kill_after: int | N
     loop = opts.loop
     loader = make_loader(opts.data.sources, loop.batch_size, num_workers=opts.data.loader_workers, rank=ctx.rank,
                          world_size=ctx.world_size, seed=loop.seed)
-    held_out = opts.data.held_out()
+    held_out = plan.held_out
     n_batches = len(loader.batch_sampler.inner)
     steps_per_epoch = n_batches // loop.accumulation
     if steps_per_epoch == 0:

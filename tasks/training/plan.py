@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 from tasks.errors import OptionsError, UsageError
 from tasks.training.config import TrainOptions
 
+log = logging.getLogger(__name__)
 KEY_LENGTH = 12
 # loop fields that do not change the weights (cadence and reporting)
 _LOOP_NOT_WEIGHTS = {"checkpoint_every", "keep_checkpoints", "validate_every", "log_every"}
@@ -40,6 +42,7 @@ class RunPlan:
     preset: str  # the network's preset
     key: str  # hash of what changes the weights (module doc)
     name: str  # the run's name: Ray Train's run folder under `options.output.root`
+    held_out: tuple = ()  # the validation sources that exist (derived splits a source lacks are left out)
 
     @property
     def model_version(self) -> str:
@@ -89,11 +92,36 @@ def plan_run(options: TrainOptions, *, check_data: bool = True) -> RunPlan:
     if base.preset is not None and identity.preset != base.preset:
         raise OptionsError(f"base.checkpoint {base.checkpoint} holds a {identity.preset} network, the config asks "
                            f"for {base.preset}: give a {base.preset} checkpoint or change base.preset")
+    held_out = options.data.held_out()
     if check_data:
         check_sources(options)
+        held_out = usable_held_out(options)
     key = run_key(options, identity.model_version)
     name = options.output.name or f"finetune-{identity.preset}-{key}"
-    return RunPlan(options, identity.model_version, identity.sha256, identity.preset, key, name)
+    return RunPlan(options, identity.model_version, identity.sha256, identity.preset, key, name, held_out)
+
+
+def usable_held_out(options: TrainOptions) -> tuple:
+    """The validation sources: given ones must load; a derived split a source lacks (a build without val, BEDLAM
+    without Test/) is left out with a warning."""
+    from tasks.training.data.mixture import build_source
+
+    val = options.data.validation
+    if val is None:
+        return ()
+    if val.sources is not None:
+        for source in val.sources:
+            build_source(source)
+        return val.sources
+    usable = []
+    for source in options.data.held_out():
+        try:
+            build_source(source)
+        except UsageError as err:
+            log.warning("no validation on %s: %s", source.root, err)
+            continue
+        usable.append(source)
+    return tuple(usable)
 
 
 def check_sources(options: TrainOptions) -> None:
