@@ -134,7 +134,7 @@ def evaluate(build: Path, checkpoints: dict[str, Path | None], args) -> dict:
                                                / b.pts3d_self.norm(dim=-1).mean()))
                 drift["pts_world"].append(float((p.pts3d_world - b.pts3d_world).norm(dim=-1).mean()
                                                 / b.pts3d_world.norm(dim=-1).mean()))
-                drift["conf"].append(float(((p.conf_self - b.conf_self).abs().mean() / b.conf_self.abs().mean())))
+                drift["conf"].append(float((p.conf_self - b.conf_self).abs().mean() / b.conf_self.abs().mean()))
                 pm, bm = pose_matrix(p.camera_pose), pose_matrix(b.camera_pose)
                 drift["cam_t"].append(float((pm[:, :3, 3] - bm[:, :3, 3]).norm(dim=-1).mean()
                                             / bm[:, :3, 3].norm(dim=-1).mean().clamp_min(1e-6)))
