@@ -128,6 +128,9 @@ def run_worker(plan: RunPlan, ctx, *, progress: bool = True, kill_after: int | N
                                                                              loop.epochs * steps_per_epoch)
     with ctx.restored() as folder:
         position = load_state(folder, rank=ctx.rank, model=model, optimizer=optimizer) if folder else Position()
+    if position.key and position.key != plan.key:
+        raise ValueError(f"run {plan.name} holds checkpoints of another config (key {position.key}, this one "
+                         f"{plan.key}): give another output.name")
     resumed = ctx.attempt_restored
     tracker = Tracker(plan, enabled=ctx.rank == 0, progress=progress, total=total)
     step, metrics = position.step, dict(position.metrics)
@@ -137,7 +140,7 @@ def run_worker(plan: RunPlan, ctx, *, progress: bool = True, kill_after: int | N
         metrics = {**metrics, **extra, "step": step, "epoch": epoch}
         with tempfile.TemporaryDirectory(prefix="h3r-ckpt-") as tmp:
             save_state(Path(tmp), rank=ctx.rank, model=model, sets=sets, optimizer=optimizer,
-                       position=Position(step, epoch, batch, metrics))
+                       position=Position(step, epoch, batch, metrics, plan.key))
             tracker.flush_into(Path(tmp))
             ctx.report(metrics, Path(tmp))
         if kill_after is not None and step == kill_after and not resumed and ctx.rank == 0:

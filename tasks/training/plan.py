@@ -98,7 +98,19 @@ def plan_run(options: TrainOptions, *, check_data: bool = True) -> RunPlan:
         held_out = usable_held_out(options)
     key = run_key(options, identity.model_version)
     name = options.output.name or f"finetune-{identity.preset}-{key}"
-    return RunPlan(options, identity.model_version, identity.sha256, identity.preset, key, name, held_out)
+    plan = RunPlan(options, identity.model_version, identity.sha256, identity.preset, key, name, held_out)
+    check_run_folder(plan)
+    return plan
+
+
+def check_run_folder(plan: RunPlan) -> None:
+    """A run folder holding checkpoints of another config (same `output.name`, other key) is refused."""
+    from tasks.training.state import recorded_keys
+
+    others = sorted(k for k in recorded_keys(plan.run_dir) if k and k != plan.key)
+    if others:
+        raise OptionsError(f"output {plan.run_dir} holds a run of another config (key {others[0]}, this config's is "
+                           f"{plan.key}): give another output.name, or leave it empty")
 
 
 def usable_held_out(options: TrainOptions) -> tuple:

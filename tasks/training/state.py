@@ -37,6 +37,7 @@ class Position:
     epoch: int = 0
     batch: int = 0
     metrics: dict = field(default_factory=dict)
+    key: str = ""  # the run's key (`tasks.training.plan`): a checkpoint only resumes the run that wrote it
 
 
 def trainable_tensors(model: nn.Module, sets: ParameterSets) -> dict[str, torch.Tensor]:
@@ -88,6 +89,19 @@ def load_state(folder: Path, *, rank: int, model: nn.Module, optimizer: torch.op
         version, internal, gauss = extra["python"]
         random.setstate((version, tuple(internal), gauss))
     return Position(**json.loads((folder / POSITION).read_text()))
+
+
+def recorded_keys(run_dir: str) -> set[str]:
+    """The run keys the checkpoints of a local run folder record (empty for a new or remote folder)."""
+    if "://" in run_dir:
+        return set()
+    keys = set()
+    for position in Path(run_dir).glob(f"checkpoint_*/{POSITION}"):
+        try:
+            keys.add(json.loads(position.read_text()).get("key", ""))
+        except (OSError, ValueError):
+            continue
+    return keys
 
 
 def seed_everything(seed: int) -> None:

@@ -81,7 +81,7 @@ def finetuned(ray_cluster, demo, smplx_standin, prefect_harness):
     return finetune_model(options=_options(demo, smplx_standin, "one-worker"))
 
 
-def test_the_flow_makes_a_model_that_is_a_product(finetuned, demo, human3r_cli):
+def test_the_flow_makes_a_model_that_is_a_product(finetuned, demo, smplx_standin, human3r_cli):
     from human3r.training.config import TRAINABLE
     from human3r.weights import load_model
     from human3r.weights.keys import reference_key
@@ -96,6 +96,11 @@ def test_the_flow_makes_a_model_that_is_a_product(finetuned, demo, human3r_cli):
     described = json.loads(open(finetuned["model_path"].replace(".safetensors", ".json")).read())
     assert described["source"]["base"]["model_version"] == "untrained-tiny-seed0"
     assert described["source"]["run"]["steps"] == 4
+    from tasks.errors import OptionsError
+    from tasks.training.plan import plan_run
+
+    with pytest.raises(OptionsError, match="holds a run of another config"):  # same output.name, other config
+        plan_run(_options(demo, smplx_standin, "one-worker", num_workers=2))
     verified = human3r_cli("weights", "verify", finetuned["pth_path"], "--preset", "tiny", "--json")
     assert json.loads(verified.stdout)["preset"] == "tiny"
     base = dict(load_model("untrained:tiny").named_parameters())
