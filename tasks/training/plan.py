@@ -51,17 +51,30 @@ class RunPlan:
 
     @property
     def run_dir(self) -> str:
-        """`<output.root>/<name>`: a local folder (absolute) or an ``s3://`` URI."""
+        """`<output.root>/<name>`: a local folder (absolute) or ``s3://bucket/prefix/<name>`` (the endpoint, if any,
+        stays in `output.root`)."""
         root = self.options.output.root
         if "://" in root:
-            return f"{root.rstrip('/')}/{self.name}"
+            return f"s3://{_root(root).base}/{self.name}"
         return str(Path(root).expanduser().absolute() / self.name)
 
     @property
     def storage_path(self) -> str:
-        """Ray Train's storage_path (the run's parent)."""
+        """Ray Train's storage_path (the run's parent; inside `storage_filesystem` for s3://)."""
         root = self.options.output.root
-        return root if "://" in root else str(Path(root).expanduser().absolute())
+        return _root(root).base if "://" in root else str(Path(root).expanduser().absolute())
+
+    def storage_filesystem(self):
+        """The pyarrow filesystem of an s3:// output (its endpoint and region as `storage.fs.open_root` reads
+        them from the URI and the environment); None for a local folder."""
+        root = self.options.output.root
+        return _root(root).fs if "://" in root else None
+
+
+def _root(uri: str):
+    from storage.fs import open_root
+
+    return open_root(uri)
 
 
 def run_key(options: TrainOptions, base_version: str) -> str:

@@ -75,8 +75,8 @@ def write_model(plan: RunPlan, checkpoint: Path, *, pth: bool = True) -> Written
             write_reference_pth(model, pth_path, position)
         if not remote:
             return WrittenModel(str(path), str(pth_path) if pth_path else None)
+        _upload(local_dir, plan.storage_filesystem(), f"{plan.storage_path}/{plan.name}/{MODEL_DIR}")
         target = f"{plan.run_dir}/{MODEL_DIR}"
-        _upload(local_dir, target)
         return WrittenModel(f"{target}/{path.name}", f"{target}/{pth_path.name}" if pth_path else None)
     finally:
         if remote:
@@ -97,11 +97,10 @@ def write_reference_pth(model, path: Path, position: dict) -> Path:
     return path
 
 
-def _upload(folder: Path, uri: str) -> None:
-    """Copy the files of `folder` to `uri` (s3://...) through pyarrow's filesystem."""
+def _upload(folder: Path, filesystem, path: str) -> None:
+    """Copy the files of `folder` to `path` inside `filesystem` (the run's s3:// storage)."""
     from pyarrow import fs
 
-    filesystem, root = fs.FileSystem.from_uri(uri)
-    filesystem.create_dir(root, recursive=True)
+    filesystem.create_dir(path, recursive=True)
     for item in sorted(folder.iterdir()):
-        fs.copy_files(str(item), f"{root}/{item.name}", destination_filesystem=filesystem)
+        fs.copy_files(str(item), f"{path}/{item.name}", destination_filesystem=filesystem)

@@ -88,6 +88,7 @@ def _fit(plan: RunPlan, progress: bool, kill_after: int | None) -> FineTuneResul
         scaling_config=ScalingConfig(num_workers=cluster.num_workers, use_gpu=bool(gpus),
                                      resources_per_worker=resources),
         run_config=RunConfig(name=plan.name, storage_path=plan.storage_path,
+                             storage_filesystem=plan.storage_filesystem(),
                              failure_config=FailureConfig(max_failures=cluster.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=opts.loop.keep_checkpoints)),
     )
