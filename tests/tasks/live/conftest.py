@@ -48,17 +48,25 @@ class Camera:
         return self
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc is not None:
+            _end(self.proc)
 
     def swap(self) -> None:
         """A new camera process takes over the port (it listens beside the old one), then the old one is killed
         mid-stream: its client's stream drops and can come back at once."""
         old = self.proc
         self.start()
-        old.kill()
-        old.wait(10)
+        _end(old)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Kill a camera process (if still running), reap it and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 @pytest.fixture
@@ -131,7 +139,10 @@ class LiveProcess:
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        self.proc.wait(10)
+        time.sleep(0.2)  # the reader threads reach the end of the pipes, then the pipes are closed
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            pipe.close()
 
 
 @pytest.fixture
