@@ -25,6 +25,7 @@ from tasks.loop.stages import (
     build_label_set,
     check_selection,
     compare_sides,
+    ensure_ray,
     fine_tune_model,
     finetune_options,
     list_compare_videos,
@@ -57,6 +58,7 @@ def _run_side(model: ModelOptions, videos: list, compare_root: str, plans: list,
     units = [unit for p in plans for unit in p.pending]
     results, outcomes = [], []
     if plan.pending or units:
+        ensure_ray(cluster)
         with actor_pool(model, cluster) as pool:
             runs = reconstruct_video_task.map(plan.pending, pool=unmapped(pool), dataset=unmapped(compare_root),
                                               identity=unmapped(identity), force=unmapped(force))
@@ -97,7 +99,8 @@ def improve_model(
             precision (`tasks.options.ModelOptions`); the tuned model runs with the same settings.
         options: labels, fine-tuning overrides, evaluation and comparison (`tasks.loop.options.ImproveOptions`).
         cluster: where the model replicas and the training workers run (`tasks.options.ClusterOptions`).
-        force: rebuild the labels, evaluate and reconstruct again what the datasets already hold for these models.
+        force: rebuild the labels, resume the training run, evaluate and reconstruct again what the datasets
+            already hold for these models.
     """
     benchmarks = benchmarks or {}
     evaluations = evaluations or f"{out}/evaluations"
@@ -108,14 +111,15 @@ def improve_model(
     base_plans = _plan_benchmarks(benchmarks, evaluations, model, options.evaluation, force)  # anything is built
     build = build_label_set(dataset, build_dir, where, options.labels, force)
     videos, listed = list_compare_videos(build_dir, options.compare)
-    with ray_session(cluster):
-        tuned = fine_tune_model(training)
+    with ray_session():  # the base runs while the model trains (Ray queues them when resources are short)
+        training_run = fine_tune_model.submit(training, cluster, force)
         base = _run_side(model, listed, f"{out}/compare/base", base_plans, evaluations,
-                                 options.compare.reconstruct, cluster, force)
+                         options.compare.reconstruct, cluster, force)
+        tuned = training_run.result()
         tuned_options = tuned_model(model, tuned.model_path)
         tuned_plans = _plan_benchmarks(benchmarks, evaluations, tuned_options, options.evaluation, force)
         tuned_key = _run_side(tuned_options, listed, f"{out}/compare/tuned", tuned_plans, evaluations,
-                                  options.compare.reconstruct, cluster, force)
+                              options.compare.reconstruct, cluster, force)
     comparison = compare_sides(f"{out}/compare/base", f"{out}/compare/tuned", base[0], tuned_key[0])
     facts = [selection.line, f"labels: {build['line']}", f"fine-tuning: {tuned.line}",
              f"evaluations: {evaluations}", f"comparison datasets: {out}/compare/base, {out}/compare/tuned"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -44,20 +45,29 @@ def list_compare_videos(build: str, options: CompareOptions) -> tuple[CompareVid
     return videos, list_sources(list(videos.uris))
 
 
-@contextlib.contextmanager
-def ray_session(cluster: ClusterOptions):
-    """Ray for the whole loop: the cluster at `cluster.ray_address`, or one local cluster started here and shut down
-    at the end (the actor pools and the training workers of every stage share it instead of starting their own)."""
-    import ray
+_RAY_LOCK = threading.Lock()
 
+
+def ensure_ray(cluster: ClusterOptions) -> None:
+    """Connect to `cluster.ray_address` (or start the local cluster) unless connected: the stages call it when they
+    have work, from several threads at once (the base side runs while the model trains)."""
     from tasks.reconstruction.actors import connect
 
-    started_here = not ray.is_initialized()
-    connect(cluster.ray_address)
+    with _RAY_LOCK:
+        connect(cluster.ray_address)
+
+
+@contextlib.contextmanager
+def ray_session():
+    """Ray for the whole loop: whatever `ensure_ray` connected inside the block is shut down at its end (one
+    cluster for every stage instead of one per stage; none at all when every stage finds its work done)."""
+    import ray
+
+    connected_before = ray.is_initialized()
     try:
         yield
     finally:
-        if started_here:
+        if not connected_before and ray.is_initialized():
             ray.shutdown()
 
 
@@ -90,20 +100,49 @@ class FineTuned:
         val = self.metrics.get("val/loss")
         figures = "".join(f", {name} {value:.4g}" for name, value in (("train loss", loss), ("val loss", val))
                           if isinstance(value, int | float))
-        return f"{self.steps} optimiser steps{figures} -> {self.model_path} ({self.model_version})"
+        again = " (a finished run: its model reused)" if self.metrics.get("reused") else ""
+        return f"{self.steps} optimiser steps{figures} -> {self.model_path} ({self.model_version}){again}"
 
 
 @task(name="fine-tune", cache_policy=NO_CACHE)
-def fine_tune_model(options) -> FineTuned:
-    """Fine-tune as `options` (`finetune_options`) says, on Ray Train in the session `ray_session` holds. A run of
-    the same build and options resumes (a finished one only writes its model again)."""
+def fine_tune_model(options, cluster: ClusterOptions, force: bool = False) -> FineTuned:
+    """Fine-tune as `options` (`finetune_options`) says, on Ray Train on the loop's cluster (`ensure_ray`). The run is
+    named by what changes the weights, and the build's folder by its content: a run whose model is written already
+    is this very run, and its model is reused (`force`: resume it anyway, which only writes the model again)."""
+    from tasks.training.plan import plan_run
     from tasks.training.run import fine_tune
 
+    logger = get_run_logger()
+    done = None if force else finished_model(plan_run(options))
+    if done is not None:
+        logger.info("fine-tuned before: %s", done.line)
+        return done
+    ensure_ray(cluster)
     result = fine_tune(options, progress=False)
     tuned = FineTuned(result.model_path, result.model_version, result.base_version, result.run_dir, result.steps,
                       {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str)})
-    get_run_logger().info("fine-tuned: %s", tuned.line)
+    logger.info("fine-tuned: %s", tuned.line)
     return tuned
+
+
+def finished_model(plan) -> FineTuned | None:
+    """The model a finished run of `plan` wrote (``<run>/model/finetuned.safetensors`` with the plan's
+    model_version), or None. Local runs only (an s3:// run is resumed, which writes its model again)."""
+    from tasks.training.product import MODEL_DIR, MODEL_NAME
+
+    if "://" in plan.run_dir:
+        return None
+    meta = Path(plan.run_dir) / MODEL_DIR / f"{MODEL_NAME}.json"
+    try:
+        info = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    path = meta.with_name(info.get("weights_file", ""))
+    if info.get("model_version") != plan.model_version or not path.is_file():
+        return None
+    run = info.get("source", {}).get("run", {})
+    return FineTuned(str(path), plan.model_version, plan.base_version, plan.run_dir, int(run.get("steps") or 0),
+                     {"reused": 1})
 
 
 @task(name="build-labels", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=[30])
