@@ -111,3 +111,42 @@ def test_improve_model_runs_the_whole_loop(prefect_harness, archive, smplx_stand
     with open_catalog(out / "evaluations") as cat:
         assert cat.query("SELECT count(DISTINCT run_id) FROM evaluations_all WHERE sequence IS NOT NULL"
                          ).column(0)[0].as_py() == 2
+
+
+def test_a_selection_of_nothing_stops_the_loop_in_one_line(prefect_harness, archive):
+    from flows.improve import improve_model
+    from tasks.loop.selection import NothingSelectedError
+
+    out = archive / "nothing"
+    with pytest.raises(NothingSelectedError) as err:
+        improve_model(dataset=str(archive / "archive"), out=str(out), where="n_frames > 100000",
+                      model=ModelOptions(checkpoint="untrained:tiny"))
+    assert "\n" not in str(err.value) and "selects none of the" in str(err.value)
+    assert not out.exists()  # no labels, no training run, no report
+
+
+def test_a_bad_finetune_override_stops_the_loop_before_anything_is_built(prefect_harness, archive):
+    from flows.improve import improve_model
+    from tasks.errors import OptionsError
+
+    out = archive / "bad-override"
+    with pytest.raises(OptionsError, match="loop.max_steps") as err:
+        improve_model(dataset=str(archive / "archive"), out=str(out), where=WHERE,
+                      model=ModelOptions(checkpoint="untrained:tiny"),
+                      options=ImproveOptions(finetune={"loop": {"max_steps": 0}}))
+    assert "\n" not in str(err.value) and not out.exists()
+
+
+def test_the_deployment_runs_the_flow():
+    import yaml
+    from prefect.utilities.callables import parameter_schema
+    from prefect.utilities.schema_tools.validation import validate
+
+    from flows.improve import improve_model
+
+    deployments = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())["deployments"]
+    (d,) = [d for d in deployments if d["entrypoint"] == "flows/improve.py:improve_model"]
+    assert improve_model.name == "improve-model"
+    schema = parameter_schema(improve_model).model_dump_for_openapi()
+    assert validate(d["parameters"], schema, raise_on_error=True, ignore_required=True) == []
+    assert validate({"options": {"compare": {"max_videos": 0}}}, schema, ignore_required=True)
