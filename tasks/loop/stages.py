@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import threading
 from pathlib import Path
 
@@ -214,10 +215,22 @@ def write_report(out: str, evaluations: str, base: tuple[str, str], tuned: tuple
     report = ImproveReport(line, str(Path(out) / REPORT_NAME), markdown, base[0], tuned[0], model_path, rows, videos,
                            overall)
     _write_atomic(Path(out) / REPORT_NAME, markdown)
-    _write_atomic(Path(out) / "report.json", json.dumps(dataclasses.asdict(report), indent=1, default=str) + "\n")
+    _write_atomic(Path(out) / "report.json", json.dumps(_finite(dataclasses.asdict(report)), indent=1, default=str)
+                  + "\n")
     create_markdown_artifact(key="improve-report", markdown=markdown, description=f"improve-model into {out}")
     get_run_logger().info(line)
     return report
+
+
+def _finite(value):
+    """`value` with NaN and infinities as None (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -118,10 +118,12 @@ def verdict(deltas: list[MetricDelta], comparison=None, *, base: str = "base", t
     else:
         side = (f"the fine-tuned model ({tuned})" if len(wins) > len(losses) else
                 f"the base model ({base})" if len(losses) > len(wins) else "neither model")
-        largest = max(scored, key=lambda d: abs(d.relative_pct) if math.isfinite(d.relative_pct) else -1)
         head = (f"{side} is better: tuned better on {len(wins)}, worse on {len(losses)}, tied on "
-                f"{len(scored) - len(wins) - len(losses)} of {len(scored)} benchmark metrics; largest change "
-                f"{_fmt_delta(largest)} ({largest.label}, {largest.protocol})")
+                f"{len(scored) - len(wins) - len(losses)} of {len(scored)} benchmark metrics")
+        decided = wins + losses
+        if decided:
+            largest = max(decided, key=lambda d: abs(d.relative_pct) if math.isfinite(d.relative_pct) else -1)
+            head += f"; largest change {_fmt_delta(largest)} ({largest.label}, {largest.protocol})"
     if comparison is not None and comparison.videos:
         o = comparison.overall()
         head += (f"; on {len(comparison.videos)} video(s) the fine-tune moves cameras by {_num(o['ate_m'], 4)} m ATE, "

@@ -91,5 +91,7 @@ def test_the_verdict_names_the_better_side_and_the_largest_change():
     assert "largest change -0.50 deg, -50.0% (TUM-dynamics RPE rot (deg), reference)" in line
     assert "the base model (B0)" in verdict([_delta("ate_m", 0.04, 0.05)], base="B0", tuned="T1")
     assert "nothing says which is better" in verdict([], base="B0", tuned="T1")
+    tied = verdict([_delta("ate_m", 0.0401, 0.0404)], base="B0", tuned="T1")
+    assert "neither model is better" in tied and "largest change" not in tied
     table = benchmark_table(deltas)
     assert table[2].startswith("| TUM-dynamics ATE (m) | reference | 0.050 | 0.040 | -0.010 | -20.0% | **tuned** |")
