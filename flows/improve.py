@@ -3,7 +3,7 @@ build pseudo-labels, fine-tune the base model on them, then run base and tuned s
 into the evaluations table, the same videos into one comparison dataset per model), compare them, and write a report
 that says which is better, by how much, where (``<out>/report.md``, also returned and kept as an artifact).
 
-    prefect deployment run improve-model/on-demand --watch -p where="jitter_mps3 < 100" \\
+    prefect deployment run improve-model/improve --watch -p where="jitter_mps3 < 100" \\
         -p benchmarks='{"emdb2": "/data/EMDB", "tum": "/data/TUM"}' -p model='{"checkpoint": "/models/896L.pth"}'
     python flows/improve.py          # locally with the defaults (data/archive -> data/improve), no server needed
 
