@@ -170,13 +170,19 @@ def tuned_model(model: ModelOptions, path: str) -> ModelOptions:
 @task(name="compare-models", cache_policy=NO_CACHE)
 def compare_sides(base_root: str, tuned_root: str, base_version: str, tuned_version: str):
     """`tasks.evaluation.agreement.compare` of the two comparison datasets (base = A), each side's runs of its own
-    model version."""
-    from tasks.evaluation.agreement import Side, compare
+    model version; None when there is nothing to compare (every comparison video failed on a side: the failures are
+    rows in its dataset), with a warning: the report then says so and the benchmarks still decide."""
+    from tasks.evaluation.agreement import CompareError, Side, compare
 
-    comparison = compare(Side(open_root(base_root), base_version), Side(open_root(tuned_root), tuned_version))
+    logger = get_run_logger()
+    try:
+        comparison = compare(Side(open_root(base_root), base_version), Side(open_root(tuned_root), tuned_version))
+    except CompareError as err:
+        logger.warning("not compared: %s", err)
+        return None
     o = comparison.overall()
-    get_run_logger().info("compared %d video(s): ATE %.4f m, joints %.1f mm, depth AbsRel %.4f",
-                          len(comparison.videos), o["ate_m"], o["joint_mm"], o["depth_abs_rel"])
+    logger.info("compared %d video(s): ATE %.4f m, joints %.1f mm, depth AbsRel %.4f", len(comparison.videos),
+                o["ate_m"], o["joint_mm"], o["depth_abs_rel"])
     return comparison
 
 

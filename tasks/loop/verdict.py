@@ -166,7 +166,8 @@ def render(*, title: str, facts: list[str], deltas: list[MetricDelta], compariso
              "", *benchmark_table(deltas), ""]
     lines += ["## Agreement on the same videos (base = A, tuned = B; no ground truth: how far the output moved)", ""]
     if comparison is None:
-        lines += ["Not compared (no video to compare on).", ""]
+        lines += ["Not compared: no video was reconstructed by both models (see the failures tables of the two "
+                  "comparison datasets).", ""]
     else:
         if compare_line:
             lines += [f"Videos: {compare_line}.", ""]

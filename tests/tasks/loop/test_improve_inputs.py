@@ -95,3 +95,13 @@ def test_the_verdict_names_the_better_side_and_the_largest_change():
     assert "neither model is better" in tied and "largest change" not in tied
     table = benchmark_table(deltas)
     assert table[2].startswith("| TUM-dynamics ATE (m) | reference | 0.050 | 0.040 | -0.010 | -20.0% | **tuned** |")
+
+
+def test_a_report_without_a_comparison_says_why():
+    from tasks.loop.verdict import render
+
+    text = render(title="t", facts=["selected 1 of 1 scored tracks"], deltas=[_delta("ate_m", 0.05, 0.04)],
+                  comparison=None, base="B0", tuned="T1")
+    assert text.startswith("# t\n\nVerdict: the fine-tuned model (T1) is better") and "fine-tune moves" not in text
+    assert "Not compared: no video was reconstructed by both models" in text
+    assert "| TUM-dynamics ATE (m) | reference | 0.050 | 0.040 |" in text
