@@ -1,7 +1,8 @@
 """What a fine-tuning run is, decided once on the driver before any worker starts: `RunPlan`.
 
 The run's key is a hash of everything that changes the trained weights: the base checkpoint's `model_version` (its
-content hash), the data sources, the step, the loop's length / batch / accumulation / seed, and the number of
+content hash), the data sources (a label build by its content too: a build rebuilt in its folder is other data),
+the step, the loop's length / batch / accumulation / seed, and the number of
 workers (it changes the batch). What does not change them (loader processes, checkpoint cadence, validation,
 tracking, where the run lives) is left out, so a run re-planned with other such values resumes the same run.
 
@@ -77,12 +78,41 @@ def _root(uri: str):
     return open_root(uri)
 
 
+def build_fingerprint(root: str) -> str | None:
+    """sha256 of a local pseudo-label build's index and label files (``build.json`` without its time stamp,
+    ``clips.parquet``, ``videos.parquet``, ``labels/*.parquet``): a build rebuilt in the same folder from other rows
+    is other training data, so it must not share a run (nor a model_version) with the old one. None for a folder
+    that is not there or not local (the data check reports it)."""
+    folder = Path(root)
+    if "://" in root or not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    facts = folder / "build.json"
+    if facts.is_file():
+        info = json.loads(facts.read_text())
+        info.pop("created_at", None)
+        digest.update(json.dumps(info, sort_keys=True).encode())
+    for path in [folder / "clips.parquet", folder / "videos.parquet", *sorted(folder.glob("labels/*.parquet"))]:
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode())
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
 def run_key(options: TrainOptions, base_version: str) -> str:
     """The hash of what changes the weights (module doc), `KEY_LENGTH` hex digits."""
+    data = []
+    for source in options.data.sources:
+        spec = source.model_dump(mode="json")
+        if spec.get("source") == "labels":
+            spec["content"] = build_fingerprint(source.root)
+        data.append(spec)
     what = {
         "base": base_version,
         "precision": options.base.precision,
-        "data": [s.model_dump(mode="json") for s in options.data.sources],
+        "data": data,
         "step": options.step.model_dump(mode="json"),
         "loop": options.loop.model_dump(mode="json", exclude=_LOOP_NOT_WEIGHTS),
         "workers": options.cluster.num_workers,
