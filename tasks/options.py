@@ -33,6 +33,17 @@ NOT_IN_PARAMS = {"in_params": False}
 BODY_MODEL_ENV = "HUMAN3R_BODY_MODEL"  # = human3r.smplx_file.BODY_MODEL_ENV (not imported: that pulls in torch)
 
 
+def with_body_model(data: Any) -> Any:
+    """Options data (a dict) with its `body_model` resolved once, where options are built: the given path, else
+    $HUMAN3R_BODY_MODEL, else None; a local path made absolute (workers and actors run in other folders)."""
+    if not isinstance(data, dict):
+        return data
+    path = data.get("body_model") or os.environ.get(BODY_MODEL_ENV) or None
+    if isinstance(path, str) and "://" not in path:
+        path = os.path.abspath(os.path.expanduser(path))
+    return {**data, "body_model": path}
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -122,12 +133,7 @@ class ModelOptions(_Options):
     def _body_model(cls, data: Any) -> Any:
         """No body model given: $HUMAN3R_BODY_MODEL, read here where the options are built (the actors get these
         options, not this environment). A local path becomes absolute (the actors' working folder differs)."""
-        if not isinstance(data, dict):
-            return data
-        path = data.get("body_model") or os.environ.get(BODY_MODEL_ENV) or None
-        if isinstance(path, str) and "://" not in path:
-            path = os.path.abspath(os.path.expanduser(path))
-        return {**data, "body_model": path}
+        return with_body_model(data)
 
 
 class ClusterOptions(_Options):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.errors import OptionsError
-from tasks.options import BODY_MODEL_ENV, build
+from tasks.options import build, with_body_model
 from tasks.training.data.options import BedlamSource, LabelsSource, Source
 from tasks.training.step_options import StepOptions
 
@@ -51,12 +51,7 @@ class BaseOptions(_Options):
     @model_validator(mode="before")
     @classmethod
     def _body_model(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        path = data.get("body_model") or os.environ.get(BODY_MODEL_ENV) or None
-        if isinstance(path, str) and "://" not in path:
-            path = os.path.abspath(os.path.expanduser(path))
-        return {**data, "body_model": path}
+        return with_body_model(data)
 
 
 class ValidationOptions(_Options):
